@@ -1,0 +1,17 @@
+// The cache core's public surface for the proxy: pure functions and two classes, no I/O.
+export { evaluate, requestBypassesCache, isUnsafeMethod, STORABLE_STATUSES } from './policy.js'
+export type { Decision, EvaluateOptions, NotStorable, NotStorableReason, Storable } from './policy.js'
+export {
+  primaryKey, primaryKeyFor, parseVary, varyValues, secondaryKey, variantMatches, sameVariant,
+  UNKEYED_OVERRIDE_HEADERS, UNKEYED_HOST_HEADERS
+} from './key.js'
+export type { KeyedRequest, VariantSelector } from './key.js'
+export { createEntry, entryBytes } from './entry.js'
+export type { CachedEntry, CreateEntryInput } from './entry.js'
+export { ResponseCache, DEFAULT_MAX_OBJECT_BYTES } from './store.js'
+export type { CacheHit, CacheStats, EvictionListener, EvictionReason, ResponseCacheOptions } from './store.js'
+export { isNotModified, notModifiedHeaders, parseEntityTags } from './conditional.js'
+export { invalidationTargets } from './invalidation.js'
+export type { InvalidationTarget } from './invalidation.js'
+export { Coalescer, CoalesceTimeoutError, COALESCE_TIMEOUT_CODE } from './coalescer.js'
+export type { CacheRequest, CacheResponse, HeaderMap } from './types.js'

@@ -1,0 +1,71 @@
+// The one error catalogue (after fastify's lib/errors.js). Every error zkproxy raises has a
+// stable `code`; callers match on `err.code`, never on `instanceof` or message text (undici's
+// advice: class identity breaks across duplicated module copies). HTTP-facing codes carry the
+// status they answer with. docs/errors.md documents every code; a unit test keeps both in step.
+
+export interface ErrorSpec {
+  readonly message: string
+  readonly statusCode?: number
+}
+
+export const errorCatalogue = {
+  // ZooKeeper result codes, translated once at the boundary (src/zk/errors.ts).
+  ZKPROXY_ERR_ZK_NO_NODE: { message: 'znode does not exist' },
+  ZKPROXY_ERR_ZK_NODE_EXISTS: { message: 'znode already exists' },
+  ZKPROXY_ERR_ZK_BAD_VERSION: { message: 'znode version changed (compare-and-set conflict)' },
+  ZKPROXY_ERR_ZK_NOT_EMPTY: { message: 'znode has children' },
+  ZKPROXY_ERR_ZK_NO_AUTH: { message: 'not authorised for this znode (ACL)' },
+  ZKPROXY_ERR_ZK_AUTH_FAILED: { message: 'ZooKeeper authentication failed' },
+  ZKPROXY_ERR_ZK_CONNECTION_LOSS: { message: 'no connection to ZooKeeper (the operation may or may not have been applied)' },
+  ZKPROXY_ERR_ZK_SESSION_EXPIRED: { message: 'ZooKeeper session expired' },
+  ZKPROXY_ERR_ZK_CLOSED: { message: 'ZooKeeper client is closed' },
+  ZKPROXY_ERR_ZK_BAD_ARGUMENTS: { message: 'ZooKeeper rejected the arguments' },
+  ZKPROXY_ERR_ZK_UNKNOWN: { message: 'ZooKeeper error' },
+
+  // Configuration: flags and environment (exit code 2).
+  ZKPROXY_ERR_CONFIG_INVALID: { message: 'invalid configuration' },
+
+  // Registry: znode data from other processes.
+  ZKPROXY_ERR_REGISTRY_BAD_TARGET: { message: 'target znode rejected' },
+  ZKPROXY_ERR_REGISTRY_NAME_TAKEN: { message: 'target name is registered by another live process' },
+
+  // The public listener.
+  ZKPROXY_ERR_PROXY_NO_TARGETS: { message: 'no live target is registered', statusCode: 503 },
+  ZKPROXY_ERR_PROXY_UPSTREAM_FAILED: { message: 'every attempt to reach a target failed', statusCode: 502 },
+  ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT: { message: 'the target did not answer in time', statusCode: 504 },
+  ZKPROXY_ERR_PROXY_BAD_REQUEST: { message: 'malformed or ambiguous request', statusCode: 400 },
+  ZKPROXY_ERR_PROXY_HEADERS_TOO_LARGE: { message: 'request headers too large', statusCode: 431 },
+  ZKPROXY_ERR_PROXY_BODY_TOO_LARGE: { message: 'request body too large', statusCode: 413 },
+  ZKPROXY_ERR_PROXY_SHUTTING_DOWN: { message: 'proxy is shutting down', statusCode: 503 },
+
+  // The response cache.
+  ZKPROXY_ERR_CACHE_COALESCE_TIMEOUT: { message: 'timed out waiting for a coalesced upstream response' },
+
+  // Replicas and the register sidecar.
+  ZKPROXY_ERR_REPLICA_LISTEN: { message: 'cannot listen on the requested address' },
+  ZKPROXY_ERR_REPLICA_BACKEND_UNREACHABLE: { message: 'the backend to register does not answer' }
+} as const satisfies Record<string, ErrorSpec>
+
+export type ErrorCode = keyof typeof errorCatalogue
+
+export class ZkproxyError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number | undefined
+
+  constructor (code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const spec: ErrorSpec = errorCatalogue[code]
+    super(detail === undefined ? spec.message : `${spec.message}: ${detail}`, options)
+    this.name = 'ZkproxyError'
+    this.code = code
+    this.statusCode = spec.statusCode
+  }
+}
+
+export function createError (code: ErrorCode, detail?: string, cause?: unknown): ZkproxyError {
+  return new ZkproxyError(code, detail, cause === undefined ? undefined : { cause })
+}
+
+/** True when `err` carries the given catalogue code (works for any object with `code`). */
+export function hasCode (err: unknown, code: ErrorCode): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code
+}

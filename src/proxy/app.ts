@@ -1,0 +1,122 @@
+// The public listener: fastify + @fastify/reply-from over an undici Agent with keep-alive
+// pools per target. Every route is the proxy: one catch-all handler guards the request shape,
+// then either answers from the cache or forwards with failover. No hook runs per request that
+// is not needed, and nothing here reads ZooKeeper: targets come from the router's snapshot.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
+import fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import replyFrom from '@fastify/reply-from'
+import { Agent } from 'undici'
+import type { Logger } from 'pino'
+import type { Router } from './router.js'
+import { createForwarder, type ForwardHooks, type Respond } from './forward.js'
+import { checkRequest, normalizeRequestTarget } from './request-guard.js'
+import { bodyParser } from './body.js'
+
+export interface ProxyLimits {
+  readonly attempts: number
+  readonly retryBodyLimitBytes: number
+  readonly bodyLimitBytes: number
+  readonly connectTimeoutMs: number
+  readonly headersTimeoutMs: number
+  readonly bodyTimeoutMs: number
+  readonly requestTimeoutMs: number
+  readonly keepAliveTimeoutMs: number
+  readonly maxHeaderBytes: number
+  readonly maxConnections: number
+}
+
+/** A cache in front of the forwarder (src/proxy/cache-layer.ts); absent when --cache-ttl 0. */
+export interface CacheFront {
+  handle (request: FastifyRequest, reply: FastifyReply, forward: (respond?: Respond) => void): void
+}
+
+export interface ProxyAppOptions {
+  readonly router: Router
+  readonly logger: Logger
+  readonly limits: ProxyLimits
+  readonly accessLog?: boolean
+  readonly tls?: { readonly key: Buffer, readonly cert: Buffer }
+  /** Extra CA for https:// targets (PEM). */
+  readonly upstreamCa?: Buffer
+  readonly cache?: CacheFront
+  readonly hooks?: ForwardHooks
+}
+
+export async function buildProxyApp (opts: ProxyAppOptions): Promise<FastifyInstance> {
+  const { limits, logger } = opts
+  const proto = opts.tls === undefined ? 'http' : 'https'
+  // Node's own limits answer first: 431 for oversized headers, 408 for slow requests
+  // (slowloris: headersTimeout caps the time to send the header section), 400 for framing.
+  const serverOptions = {
+    maxHeaderSize: limits.maxHeaderBytes,
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: Math.min(limits.requestTimeoutMs, 20_000),
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requireHostHeader: true,
+    joinDuplicateHeaders: false
+  }
+  let server: Server | undefined
+  const app = fastify({
+    loggerInstance: logger,
+    logController: new LogController({ disableRequestLogging: opts.accessLog !== true }),
+    bodyLimit: limits.bodyLimitBytes,
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    // The wildcard path is a route parameter: long URLs must still match the catch-all route.
+    routerOptions: { maxParamLength: 64 * 1024 },
+    rewriteUrl: (req) => normalizeRequestTarget(req.url ?? '/'),
+    serverFactory: (handler) => {
+      const h = handler as (req: IncomingMessage, res: ServerResponse) => void
+      server = opts.tls === undefined
+        ? createServer(serverOptions, h)
+        : createTlsServer({ ...serverOptions, key: opts.tls.key, cert: opts.tls.cert }, h)
+      if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections
+      return server
+    }
+  })
+
+  const agent = new Agent({
+    connections: 256,
+    pipelining: 1,
+    keepAliveTimeout: 4000,
+    connect: { timeout: limits.connectTimeoutMs, ...(opts.upstreamCa === undefined ? {} : { ca: opts.upstreamCa }) },
+    headersTimeout: limits.headersTimeoutMs,
+    bodyTimeout: limits.bodyTimeoutMs
+  })
+  await app.register(replyFrom, { undici: agent as never, disableRequestLogging: true, disableCache: true })
+  app.addHook('onClose', async () => { await agent.close() })
+
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', bodyParser({ retryBodyLimitBytes: limits.retryBodyLimitBytes, bodyLimitBytes: limits.bodyLimitBytes }))
+
+  app.setErrorHandler((err: Error & { statusCode?: number, code?: string }, _request, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    const error = status === 413 ? 'body_too_large' : status === 400 ? 'bad_request' : status >= 500 ? 'internal_error' : 'request_error'
+    if (status >= 500) logger.error({ err }, 'request failed')
+    reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store')
+      .send(JSON.stringify({ error, message: err.message }))
+  })
+
+  const forward = createForwarder({ router: opts.router, attempts: limits.attempts, proto, logger, ...(opts.hooks === undefined ? {} : { hooks: opts.hooks }) })
+  const cache = opts.cache
+
+  app.route({
+    // TRACE is not forwarded: it would echo credentials a browser attached (cross-site tracing).
+    method: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
+    url: '/*',
+    handler: (request, reply) => {
+      const bad = checkRequest(request.raw)
+      if (bad !== undefined) {
+        reply.code(bad.statusCode).header('content-type', 'application/json; charset=utf-8').header('connection', 'close')
+          .send(JSON.stringify({ error: bad.error, message: bad.message }))
+        return reply
+      }
+      if (cache !== undefined) cache.handle(request, reply, (respond) => { forward(request, reply, respond) })
+      else forward(request, reply)
+      return reply
+    }
+  })
+  return app as unknown as FastifyInstance
+}

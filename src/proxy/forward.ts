@@ -1,0 +1,160 @@
+// Forwarding with failover. reply-from's own retries re-send to the same upstream (and it
+// re-sends a GET answered 503 up to ten times: `retryDelay` returning null turns that off), so
+// moving to a *different* target is ours: when an attempt fails before any byte went to the
+// client, reply.from() is called again from onError with the next least-used target. That is
+// safe because reply-from rebuilds everything from the request on each call (proved by the
+// failover tests); the only thing that cannot be rebuilt is a streamed request body, so only
+// buffered bodies (up to --retry-body-limit) are replayed. RFC 9110 §9.2.2: after a request may
+// have reached the origin, only idempotent methods are retried.
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
+import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import type { LiveTarget, Router } from './router.js'
+
+/** Where an attempt failed: before the request could reach the backend, or after. */
+export type FailureStage = 'connect' | 'sent' | 'timeout' | 'other'
+
+// undici / Node error codes, translated once (CONVENTIONS.md: foreign codes in a table).
+const STAGE_BY_CODE: Record<string, FailureStage> = {
+  ECONNREFUSED: 'connect',
+  UND_ERR_CONNECT_TIMEOUT: 'connect',
+  EHOSTUNREACH: 'connect',
+  ENETUNREACH: 'connect',
+  EADDRNOTAVAIL: 'connect',
+  ENOTFOUND: 'connect',
+  EAI_AGAIN: 'connect',
+  ECONNRESET: 'sent',
+  EPIPE: 'sent',
+  UND_ERR_SOCKET: 'sent',
+  UND_ERR_CLOSED: 'sent',
+  UND_ERR_HEADERS_TIMEOUT: 'timeout',
+  UND_ERR_BODY_TIMEOUT: 'timeout'
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
+
+export function failureStage (err: unknown): FailureStage {
+  let e = err as { code?: unknown, cause?: unknown } | undefined
+  // reply-from wraps undici's error (cause); walk down to the first known code.
+  for (let depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
+    if (typeof e.code === 'string' && STAGE_BY_CODE[e.code] !== undefined) return STAGE_BY_CODE[e.code]!
+    e = e.cause as typeof e
+  }
+  return 'other'
+}
+
+export interface UpstreamResponse {
+  readonly statusCode: number
+  readonly headers: Record<string, string | string[] | undefined>
+  readonly stream: NodeJS.ReadableStream
+}
+
+export interface ForwardHooks {
+  /** Counters for metrics; all optional. */
+  onFailover?: (from: LiveTarget, stage: FailureStage) => void
+  onEjection?: (t: LiveTarget) => void
+  onUpstreamResponse?: (t: LiveTarget, statusCode: number) => void
+}
+
+export interface ForwardOptions {
+  readonly router: Router
+  readonly attempts: number
+  readonly proto: 'http' | 'https'
+  readonly logger: Logger
+  readonly hooks?: ForwardHooks
+}
+
+/** How the final response goes to the client (default: stream it). The cache replaces this. */
+export type Respond = (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse, t: LiveTarget) => void
+
+const noRetryDelay = (): null => null
+
+type FromOptions = Parameters<FastifyReply['from']>[1]
+interface OurFromOptions {
+  getUpstream: () => string
+  rewriteRequestHeaders: (request: FastifyRequest, headers: Record<string, unknown>) => Record<string, unknown>
+  rewriteHeaders: (headers: Record<string, unknown>) => Record<string, unknown>
+  retryDelay: () => null
+  onResponse: (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse) => void
+  onError: (reply: FastifyReply, e: { error: Error }) => void
+}
+
+function sendError (reply: FastifyReply, status: number, error: string, message: string, extra?: Record<string, unknown>): void {
+  reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store')
+    .send(JSON.stringify({ error, message, ...extra }))
+}
+
+export function sendNoTargets (reply: FastifyReply, hasView: boolean): void {
+  sendError(reply, 503, 'no_targets', hasView
+    ? 'no live target is registered'
+    : 'no view of the targets yet (waiting for ZooKeeper)')
+}
+
+export function createForwarder (opts: ForwardOptions): (request: FastifyRequest, reply: FastifyReply, respond?: Respond) => void {
+  const { router, attempts, proto, hooks } = opts
+  const log = opts.logger
+  const rewriteRequestHeaders = (request: FastifyRequest, headers: Record<string, unknown>): Record<string, unknown> =>
+    upstreamRequestHeaders(request, headers as never, proto) as Record<string, unknown>
+  const rewriteHeaders = (headers: Record<string, unknown>): Record<string, unknown> =>
+    downstreamResponseHeaders(headers as never) as Record<string, unknown>
+  const defaultRespond: Respond = (_req, reply, res) => { reply.send(res.stream) }
+
+  return function forward (request, reply, respond = defaultRespond) {
+    const first = router.pick()
+    if (first === undefined) { sendNoTargets(reply, router.hasView); return }
+    const body = request.body
+    // Buffered (or absent) bodies can be sent again; a streamed one cannot.
+    const replayable = body === undefined || body === null || Buffer.isBuffer(body) || typeof body === 'string'
+    const idempotent = IDEMPOTENT.has(request.method)
+    let tried: Set<string> | undefined
+    let n = 0
+
+    const attempt = (t: LiveTarget): void => {
+      n++
+      router.begin(t)
+      const fromOptions: OurFromOptions = {
+        getUpstream: () => t.origin,
+        rewriteRequestHeaders,
+        rewriteHeaders,
+        retryDelay: noRetryDelay,
+        onResponse: (req, rep, res) => {
+          router.succeeded(t)
+          // In flight until the client has the whole response (or went away).
+          rep.raw.once('close', () => { router.end(t) })
+          hooks?.onUpstreamResponse?.(t, res.statusCode)
+          respond(req, rep, res, t)
+        },
+        onError: (rep, { error }) => {
+          router.end(t)
+          const stage = failureStage(error)
+          if (stage === 'connect' || stage === 'sent') {
+            const wasEjected = router.isEjected(t)
+            router.failed(t, stage === 'sent')
+            if (!wasEjected && router.isEjected(t)) hooks?.onEjection?.(t)
+          }
+          const mayRetry = !rep.sent && n < attempts && replayable &&
+            (stage === 'connect' || (stage === 'sent' && idempotent))
+          if (mayRetry) {
+            tried ??= new Set()
+            tried.add(t.name)
+            const next = router.next(tried)
+            if (next !== undefined) {
+              hooks?.onFailover?.(t, stage)
+              log.debug({ from: t.name, to: next.name, stage, err: error }, 'failover')
+              attempt(next)
+              return
+            }
+          }
+          if (rep.sent) return
+          log.debug({ target: t.name, stage, attempts: n, err: error }, 'upstream failed')
+          if (stage === 'timeout') sendError(rep, 504, 'upstream_timeout', `target ${t.name} did not answer in time`)
+          else sendError(rep, 502, 'upstream_failed', `every attempt failed (${n} of ${attempts}); last: ${t.name}: ${error.message}`, { attempts: n })
+        }
+      }
+      // reply-from's typings are written for every server flavour (http2 included); ours is
+      // HTTP/1.1 only, so the callbacks are typed for that and cast once here.
+      reply.from(undefined, fromOptions as unknown as FromOptions)
+    }
+    attempt(first)
+  }
+}

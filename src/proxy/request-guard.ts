@@ -1,0 +1,67 @@
+// Request shapes Node's parser accepts but a proxy must not pass on (measured on Node 20: its
+// parser already rejects CL+TE, duplicate Content-Length, obs-fold, bare LF and oversized
+// headers). Each gets an explicit answer here, checked once per request before routing, so a
+// backend that parses differently never sees an ambiguous message (request smuggling, path
+// confusion). Cheap by design: a scan of the raw header list and of the path.
+import type { IncomingMessage } from 'node:http'
+
+export interface Rejection {
+  readonly statusCode: 400 | 501
+  readonly error: string
+  readonly message: string
+}
+
+const DUPLICATE_HOST: Rejection = { statusCode: 400, error: 'bad_request', message: 'more than one Host header (RFC 9112 §3.2)' }
+const TE_ON_HTTP10: Rejection = { statusCode: 400, error: 'bad_request', message: 'Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)' }
+const TE_NOT_CHUNKED: Rejection = { statusCode: 501, error: 'not_implemented', message: 'only Transfer-Encoding: chunked is supported (RFC 9112 §6.1)' }
+const DOT_SEGMENT: Rejection = { statusCode: 400, error: 'bad_request', message: 'dot-segments ("." or "..") in the path are refused' }
+
+export function checkRequest (req: IncomingMessage): Rejection | undefined {
+  const raw = req.rawHeaders
+  let hosts = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (name.length === 4 && name.toLowerCase() === 'host') hosts++
+  }
+  if (hosts > 1) return DUPLICATE_HOST
+  const te = req.headers['transfer-encoding']
+  if (te !== undefined) {
+    if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1) return TE_ON_HTTP10
+    // Node de-chunks "gzip, chunked" and would hand us a still-gzipped body with no header
+    // saying so once hop-by-hop Transfer-Encoding is stripped: refuse codings we cannot pass.
+    if (te.trim().toLowerCase() !== 'chunked') return TE_NOT_CHUNKED
+  }
+  if (hasDotSegment(req.url ?? '/')) return DOT_SEGMENT
+  return undefined
+}
+
+/** True for "/./", "/../", a trailing "/." or "/..", also percent-encoded (%2e). */
+export function hasDotSegment (url: string): boolean {
+  const q = url.indexOf('?')
+  const path = q === -1 ? url : url.slice(0, q)
+  // Fast path: no '.' and no '%' means no dot-segment in any spelling.
+  if (path.indexOf('.') === -1 && path.indexOf('%') === -1) return false
+  const decoded = path.replace(/%2e/gi, '.')
+  for (const seg of decoded.split(/[/\\]|%2f|%5c/i)) {
+    if (seg === '.' || seg === '..') return true
+  }
+  return false
+}
+
+/**
+ * Absolute-form request targets (`GET http://other:81/x`) are served as their path and query
+ * only (RFC 9112 §3.2.2 says a server must accept the form): the target always comes from the
+ * registry, so the proxy never becomes an open proxy. Leading "//" is merged into "/" so that
+ * a backend cannot read the path as a network-path reference ("//evil.example/...").
+ */
+export function normalizeRequestTarget (url: string): string {
+  if (url.charCodeAt(0) === 47 /* / */) {
+    if (url.charCodeAt(1) !== 47) return url
+    return url.replace(/^\/+/, '/')
+  }
+  if (url === '*') return url // OPTIONS * (asterisk-form)
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([^#]*)/i.exec(url)
+  if (m === null) return url
+  const rest = m[1] ?? ''
+  return rest === '' ? '/' : rest.startsWith('/') ? rest.replace(/^\/+/, '/') : `/${rest}`
+}

@@ -1,0 +1,164 @@
+// The watcher that turns /targets into snapshots (after Curator's ServiceCache and Traefik's
+// KV provider): a re-armed children watch on the targets path plus one re-armed data watch per
+// target. Any event rebuilds a whole immutable snapshot, emitted only when it differs; an empty
+// snapshot is real news ("no targets left") and is emitted too. When ZooKeeper is unreachable
+// nothing fires and the last snapshot stays in use (static stability); after a new session the
+// watches re-read everything. The request path reads only the latest snapshot, never ZooKeeper.
+import { EventEmitter } from 'node:events'
+import type { Logger } from 'pino'
+import { watchChildren, watchData, type DataValue, type Watch, type ZkSession } from '../zk/index.js'
+import { decodeTarget } from './codec.js'
+
+export interface TargetInfo {
+  readonly name: string
+  readonly url: string
+  readonly origin: string
+  /** The count in ZooKeeper (all proxies' flushed requests). */
+  readonly requests: number
+  readonly revision: string | undefined
+  readonly startedAt: string | undefined
+  /** Changes when the znode is re-created (its czxid): resets ejection and local counts. */
+  readonly generation: string
+  readonly version: number
+  /** True when the znode holds the bare-integer form (written back in that form). */
+  readonly bare: boolean
+}
+
+export interface Snapshot {
+  readonly targets: readonly TargetInfo[]
+  /** Znodes present but rejected (malformed), with the reason: for the admin API. */
+  readonly rejected: ReadonlyArray<{ readonly name: string, readonly reason: string }>
+}
+
+export interface TargetSetOptions {
+  readonly session: ZkSession
+  readonly targetsPath: string
+  readonly logger: Logger
+  /** Optional filter (e.g. an address policy); a reason rejects the target. */
+  readonly admit?: (t: TargetInfo) => string | undefined
+}
+
+interface Entry {
+  readonly watch: Watch
+  value: DataValue | null | undefined
+}
+
+/** Events: 'snapshot' (Snapshot). `snapshot` is undefined until the first complete read. */
+export class TargetSet extends EventEmitter {
+  readonly #opts: TargetSetOptions
+  readonly #log: Logger
+  readonly #entries = new Map<string, Entry>()
+  #childrenWatch: Watch | undefined
+  #childrenKnown = false
+  #snapshot: Snapshot | undefined
+  #lastKey = ''
+  // One warning per znode version, not one per re-read.
+  readonly #warned = new Map<string, string>()
+
+  constructor (opts: TargetSetOptions) {
+    super()
+    this.#opts = opts
+    this.#log = opts.logger
+  }
+
+  get snapshot (): Snapshot | undefined { return this.#snapshot }
+
+  start (): this {
+    this.#childrenWatch = watchChildren(this.#opts.session, this.#opts.targetsPath, (children) => { this.#onChildren(children ?? []) }, this.#log)
+    return this
+  }
+
+  close (): void {
+    this.#childrenWatch?.close()
+    for (const e of this.#entries.values()) e.watch.close()
+    this.#entries.clear()
+  }
+
+  #onChildren (children: string[]): void {
+    this.#childrenKnown = true
+    const wanted = new Set(children)
+    for (const [name, e] of this.#entries) {
+      if (!wanted.has(name)) {
+        e.watch.close()
+        this.#entries.delete(name)
+        this.#warned.delete(name)
+      }
+    }
+    for (const name of children) {
+      if (this.#entries.has(name)) continue
+      const entry: Entry = { value: undefined, watch: undefined as unknown as Watch }
+      this.#entries.set(name, entry)
+      ;(entry as { watch: Watch }).watch = watchData(this.#opts.session, `${this.#opts.targetsPath}/${name}`, (value) => {
+        entry.value = value
+        this.#rebuild()
+      }, this.#log)
+    }
+    this.#rebuild()
+  }
+
+  #rebuild (): void {
+    if (!this.#childrenKnown) return
+    // Wait until every listed child has been read once, so start-up emits one full view
+    // instead of a growing series of partial ones.
+    for (const e of this.#entries.values()) if (e.value === undefined) return
+    const targets: TargetInfo[] = []
+    const rejected: Array<{ name: string, reason: string }> = []
+    for (const [name, e] of this.#entries) {
+      if (e.value === null || e.value === undefined) continue // deleted; the children watch follows
+      const t = this.#decode(name, e.value)
+      if (typeof t === 'string') rejected.push({ name, reason: t })
+      else targets.push(t)
+    }
+    targets.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    const key = targets.map(t => `${t.name}@${t.generation}:${t.version}:${t.origin}:${t.requests}`).join('|') +
+      '#' + rejected.map(r => r.name).join('|')
+    if (this.#snapshot !== undefined && key === this.#lastKey) return
+    this.#lastKey = key
+    const previous = this.#snapshot
+    this.#snapshot = Object.freeze({ targets: Object.freeze(targets), rejected: Object.freeze(rejected) })
+    this.#logMembership(previous, this.#snapshot)
+    this.emit('snapshot', this.#snapshot)
+  }
+
+  #decode (name: string, value: DataValue): TargetInfo | string {
+    const r = decodeTarget(name, value.data)
+    const versionKey = `${value.stat.czxid}:${value.stat.version}`
+    let reason: string | undefined
+    let info: TargetInfo | undefined
+    if (!r.ok) {
+      reason = r.reason
+    } else {
+      info = {
+        name,
+        url: r.target.url,
+        origin: r.target.origin,
+        requests: r.target.requests,
+        revision: r.target.revision,
+        startedAt: r.target.startedAt,
+        generation: String(value.stat.czxid),
+        version: value.stat.version,
+        bare: /^\s*\d+\s*$/.test(value.data.toString('latin1'))
+      }
+      reason = this.#opts.admit?.(info)
+    }
+    if (reason === undefined) {
+      this.#warned.delete(name)
+      return info!
+    }
+    if (this.#warned.get(name) !== versionKey) {
+      this.#warned.set(name, versionKey)
+      this.#log.warn({ target: name, reason }, 'target ignored')
+    }
+    return reason
+  }
+
+  #logMembership (before: Snapshot | undefined, after: Snapshot): void {
+    const was = new Set(before?.targets.map(t => t.name) ?? [])
+    const now = new Set(after.targets.map(t => t.name))
+    const joined = [...now].filter(n => !was.has(n))
+    const left = [...was].filter(n => !now.has(n))
+    if (before === undefined || joined.length > 0 || left.length > 0) {
+      this.#log.info({ targets: after.targets.map(t => t.name), joined, left }, `targets: ${after.targets.length} live`)
+    }
+  }
+}

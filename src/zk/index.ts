@@ -1,0 +1,7 @@
+// The session layer's public surface: everything above src/zk/ imports from here.
+export { ZkSession, expireSession, type SessionState, type SessionOptions, type ConnectedEvent } from './session.js'
+export { watchData, watchChildren, type DataValue, type Watch } from './watch.js'
+export { EphemeralNode, type EphemeralState, type EphemeralOptions } from './ephemeral.js'
+export { updateWithRetry, type CasResult } from './cas.js'
+export { CreateMode, Perm, type Stat, type AclEntry } from './native.js'
+export { isRetryable, ZkError, NoNodeError, NodeExistsError, BadVersionError, ConnectionLossError, SessionExpiredError, NoAuthError, AuthFailedError, ClosedError } from './errors.js'

@@ -1,0 +1,273 @@
+// Session lifecycle (after Curator's ConnectionState): one long-lived ZkSession object that
+// owns a sequence of native handles. A handle whose session expired is never used again; a
+// new one is opened with backoff and listeners are told (`connected` with newSession: true)
+// so they re-read, re-arm watches and re-create ephemeral nodes.
+import { EventEmitter } from 'node:events'
+import type { Logger } from 'pino'
+import { rc, zkError } from './errors.js'
+import { CreateMode, NativeHandle, type RawWatcher, type Stat, type AclEntry } from './native.js'
+
+export type SessionState =
+  | 'connecting' // no session yet (start-up, or opening a new one after expiry)
+  | 'connected'
+  | 'suspended' // connection lost; the session may still be alive on the server
+  | 'expired' // the session is gone (server said so, or suspended longer than its timeout)
+  | 'auth_failed'
+  | 'closed'
+
+export interface SessionOptions {
+  readonly connect: string
+  readonly sessionTimeoutMs: number
+  readonly logger: Logger
+  /** Credentials added to every new session, e.g. [{ scheme: 'digest', credential: 'user:pw' }]. */
+  readonly auth?: ReadonlyArray<{ readonly scheme: string, readonly credential: string }>
+  readonly backoff?: { readonly initialMs: number, readonly maxMs: number }
+}
+
+export interface ConnectedEvent {
+  readonly newSession: boolean
+  readonly sessionId: string
+}
+
+/**
+ * Events: 'state' (SessionState), 'connected' (ConnectedEvent). Operations go to the current
+ * handle and reject at once with ZKPROXY_ERR_ZK_CONNECTION_LOSS while there is no connection,
+ * so callers never pile requests onto a dead or reconnecting client.
+ */
+export class ZkSession extends EventEmitter {
+  readonly #opts: SessionOptions
+  readonly #log: Logger
+  #handle: NativeHandle | undefined
+  #state: SessionState = 'connecting'
+  #generation = 0
+  #established = false
+  #lostTimer: NodeJS.Timeout | undefined
+  #retryTimer: NodeJS.Timeout | undefined
+  #retryDelayMs: number
+  #stopped = false
+  readonly #sessionIds = new Set<string>()
+
+  constructor (opts: SessionOptions) {
+    super()
+    this.#opts = opts
+    this.#log = opts.logger
+    this.#retryDelayMs = opts.backoff?.initialMs ?? 250
+  }
+
+  get state (): SessionState { return this.#state }
+  /** Increases with every native handle; watches armed on an older one are gone. */
+  get generation (): number { return this.#generation }
+  get sessionId (): string | undefined { return this.#established ? this.#handle?.sessionId : undefined }
+  get sessionPassword (): string | undefined { return this.#established ? this.#handle?.sessionPassword : undefined }
+  get connectString (): string { return this.#opts.connect }
+  get sessionTimeoutMs (): number { return this.#opts.sessionTimeoutMs }
+
+  /** True for any session id this process has held (its ephemeral nodes may linger). */
+  ownsSession (id: string): boolean { return this.#sessionIds.has(id) }
+
+  start (): this {
+    if (this.#handle === undefined && !this.#stopped) this.#open()
+    return this
+  }
+
+  /** Resolves once connected; rejects after `timeoutMs` (never hangs). */
+  async waitConnected (timeoutMs: number): Promise<void> {
+    if (this.#state === 'connected') return
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('state', onState)
+        reject(zkError(rc.CONNECTIONLOSS, `no ZooKeeper session within ${timeoutMs} ms at`, this.#opts.connect))
+      }, timeoutMs)
+      const onState = (s: SessionState): void => {
+        if (s === 'connected' || s === 'closed' || s === 'auth_failed') {
+          clearTimeout(timer)
+          this.off('state', onState)
+          if (s === 'connected') resolve()
+          else reject(zkError(s === 'closed' ? rc.CLOSING : rc.AUTHFAILED, 'waitConnected', this.#opts.connect))
+        }
+      }
+      this.on('state', onState)
+    })
+  }
+
+  async close (): Promise<void> {
+    if (this.#stopped) return
+    this.#stopped = true
+    clearTimeout(this.#lostTimer)
+    clearTimeout(this.#retryTimer)
+    const h = this.#handle
+    this.#handle = undefined
+    // Closing the handle ends the session on the server, so our ephemeral nodes go at once.
+    h?.close()
+    this.#setState('closed')
+  }
+
+  #setState (s: SessionState): void {
+    if (this.#state === s) return
+    const from = this.#state
+    this.#state = s
+    this.#log.info({ zk: { from, to: s, connect: this.#opts.connect, sessionId: this.sessionId } }, `zookeeper session ${s}`)
+    this.emit('state', s)
+  }
+
+  #open (): void {
+    const h = new NativeHandle({ connect: this.#opts.connect, sessionTimeoutMs: this.#opts.sessionTimeoutMs })
+    this.#handle = h
+    this.#generation++
+    this.#established = false
+    h.on('connected', () => { this.#onConnected(h) })
+    h.on('connecting', () => { this.#onConnecting(h) })
+    h.on('closed', (code: number) => { this.#onClosed(h, code) })
+  }
+
+  #onConnected (h: NativeHandle): void {
+    if (h !== this.#handle) return
+    clearTimeout(this.#lostTimer)
+    const newSession = !this.#established
+    this.#established = true
+    this.#retryDelayMs = this.#opts.backoff?.initialMs ?? 250
+    this.#sessionIds.add(h.sessionId)
+    const announce = (): void => {
+      if (h !== this.#handle || h.closed) return
+      this.#setState('connected')
+      this.emit('connected', { newSession, sessionId: h.sessionId } satisfies ConnectedEvent)
+    }
+    if (!newSession) { announce(); return }
+    // A new session: add credentials, then sync so that the first reads are not a lagging
+    // follower's view (DESIGN.md "Known limits"). A failed sync only means we disconnected
+    // again; the next 'connected' announces then.
+    void this.#prepare(h).then(announce, (err: unknown) => {
+      this.#log.warn({ err }, 'zookeeper new-session preparation failed')
+      if ((err as { code?: string }).code !== 'ZKPROXY_ERR_ZK_AUTH_FAILED') announce()
+    })
+  }
+
+  async #prepare (h: NativeHandle): Promise<void> {
+    for (const a of this.#opts.auth ?? []) await h.addAuth(a.scheme, a.credential)
+    await h.sync('/')
+  }
+
+  #onConnecting (h: NativeHandle): void {
+    if (h !== this.#handle || !this.#established) return
+    this.#setState('suspended')
+    // A partitioned client is not told when the server expires its session; after the
+    // session timeout we must assume it did (Curator's LOST) and start a new one.
+    clearTimeout(this.#lostTimer)
+    this.#lostTimer = setTimeout(() => {
+      if (h !== this.#handle || this.#state !== 'suspended') return
+      this.#log.warn({ zk: { sessionId: h.sessionId } }, 'zookeeper disconnected longer than the session timeout: treating the session as lost')
+      this.#replace(h)
+    }, Math.max(h.negotiatedTimeoutMs, this.#opts.sessionTimeoutMs))
+    this.#lostTimer.unref()
+  }
+
+  #onClosed (h: NativeHandle, code: number): void {
+    if (h !== this.#handle || this.#stopped) return
+    if (code === rc.AUTHFAILED) {
+      this.#handle = undefined
+      this.#setState('auth_failed')
+      return
+    }
+    // Expiry, or the binding closing the handle on its own: both mean "new session".
+    this.#replace(h)
+  }
+
+  #replace (old: NativeHandle): void {
+    clearTimeout(this.#lostTimer)
+    this.#handle = undefined
+    this.#established = false
+    old.close()
+    this.#setState('expired')
+    const delay = this.#retryDelayMs
+    this.#retryDelayMs = Math.min(this.#retryDelayMs * 2, this.#opts.backoff?.maxMs ?? 10_000)
+    this.#retryTimer = setTimeout(() => {
+      if (this.#stopped) return
+      this.#setState('connecting')
+      this.#open()
+    }, delay)
+  }
+
+  // ---- operations on the current session ----
+
+  #live (op: string, path: string): NativeHandle {
+    const h = this.#handle
+    if (h === undefined || h.closed || this.#state !== 'connected') throw zkError(rc.CONNECTIONLOSS, op, path)
+    return h
+  }
+
+  /** Like the operations below, but lets a watcher bind its callbacks to one handle. */
+  liveHandle (op: string, path: string): NativeHandle { return this.#live(op, path) }
+
+  async create (path: string, data: Buffer, mode: number = CreateMode.PERSISTENT): Promise<string> {
+    return await this.#live('create', path).create(path, data, mode)
+  }
+
+  async get (path: string, watcher?: RawWatcher): Promise<{ data: Buffer, stat: Stat }> {
+    return await this.#live('get', path).get(path, watcher)
+  }
+
+  async exists (path: string, watcher?: RawWatcher): Promise<Stat | null> {
+    return await this.#live('exists', path).exists(path, watcher)
+  }
+
+  async children (path: string, watcher?: RawWatcher): Promise<string[]> {
+    return await this.#live('children', path).children(path, watcher)
+  }
+
+  async set (path: string, data: Buffer, version: number): Promise<Stat> {
+    return await this.#live('set', path).set(path, data, version)
+  }
+
+  async delete (path: string, version: number): Promise<void> {
+    await this.#live('delete', path).delete(path, version)
+  }
+
+  async setAcl (path: string, version: number, acl: AclEntry[]): Promise<void> {
+    await this.#live('setAcl', path).setAcl(path, version, acl)
+  }
+
+  async getAcl (path: string): Promise<{ acl: AclEntry[], stat: Stat }> {
+    return await this.#live('getAcl', path).getAcl(path)
+  }
+
+  /** Creates `path` and its missing parents as persistent nodes; existing ones are kept. */
+  async mkdirp (path: string): Promise<void> {
+    const parts = path.split('/').filter(p => p !== '')
+    let current = ''
+    for (const part of parts) {
+      current += `/${part}`
+      try {
+        await this.create(current, Buffer.alloc(0), CreateMode.PERSISTENT)
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'ZKPROXY_ERR_ZK_NODE_EXISTS') throw err
+      }
+    }
+  }
+}
+
+/**
+ * Forces a session to expire (tests and chaos drills): ZooKeeper ends a session when a second
+ * client that resumed it with the same id and password closes. The original client may win
+ * its connection back before that close arrives (then the close fails as SESSIONMOVED and the
+ * session lives on), so we repeat until resuming the session is refused as expired.
+ */
+export async function expireSession (connect: string, session: { id: string, password: string }, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await resumeAndClose(connect, session, deadline - Date.now()) === 'expired') return
+  }
+  throw new Error(`could not expire session ${session.id} within ${timeoutMs} ms`)
+}
+
+async function resumeAndClose (connect: string, session: { id: string, password: string }, timeoutMs: number): Promise<'expired' | 'closed'> {
+  const h = new NativeHandle({ connect, sessionTimeoutMs: 10_000, session })
+  try {
+    return await new Promise<'expired' | 'closed'>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`could not resume session ${session.id} to expire it`)) }, Math.max(timeoutMs, 1))
+      h.once('connected', () => { clearTimeout(timer); resolve('closed') })
+      h.once('closed', () => { clearTimeout(timer); resolve('expired') })
+    })
+  } finally {
+    h.close()
+  }
+}

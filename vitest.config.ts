@@ -1,0 +1,36 @@
+import { defineConfig } from 'vitest/config'
+
+// Three tiers (CONVENTIONS.md "Tests"): unit is pure and fast; integration talks to a real
+// ZooKeeper started by test/support; e2e runs the built CLI as processes.
+export default defineConfig({
+  test: {
+    // Integration and e2e files share one machine (2 cores) and its ZooKeeper processes:
+    // one file at a time keeps timing-sensitive fault tests honest.
+    fileParallelism: false,
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          testTimeout: 10_000
+        }
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000
+        }
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          testTimeout: 90_000,
+          hookTimeout: 60_000
+        }
+      }
+    ]
+  }
+})
