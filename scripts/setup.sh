@@ -17,7 +17,18 @@ fi
 # the native `zookeeper` client is listed there, so its C client gets built here.
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json || ! -e node_modules/zookeeper/build/Release/zookeeper.node ]]; then
   say 'installing npm dependencies (npm ci)'
-  npm ci --no-audit --no-fund >&2
+  # Where the registry serves only this platform's packages, npm ci refuses the lock file
+  # because other platforms' optional binaries (rollup, esbuild) cannot be resolved; npm
+  # install --no-save installs the same locked versions and leaves the lock file alone.
+  if ! npm ci --no-audit --no-fund >&2 2>/tmp/zkproxy-npm-ci.log; then
+    if grep -q 'EUSAGE' /tmp/zkproxy-npm-ci.log; then
+      say 'npm ci refused the lock file (optional platform packages unavailable here); using npm install --no-save'
+      npm install --no-save --no-audit --no-fund >&2
+    else
+      cat /tmp/zkproxy-npm-ci.log >&2
+      exit 1
+    fi
+  fi
 fi
 
 bash scripts/ensure-zookeeper.sh

@@ -20,7 +20,7 @@ export async function updateWithRetry (
   session: ZkSession,
   path: string,
   update: (data: Buffer, stat: Stat) => Buffer | undefined,
-  maxAttempts = 25
+  maxAttempts = 50
 ): Promise<CasResult | undefined> {
   let conflicts = 0
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
@@ -33,6 +33,9 @@ export async function updateWithRetry (
     } catch (err) {
       if ((err as { code?: string }).code !== 'ZKPROXY_ERR_ZK_BAD_VERSION') throw err
       conflicts++
+      // Writers that collide tend to re-read and collide again in lockstep; a short random
+      // pause (growing with each conflict, at most ~64 ms) lets one of them win.
+      await new Promise(resolve => setTimeout(resolve, Math.random() * Math.min(64, 2 ** conflicts)))
     }
   }
   throw new BadVersionError('ZKPROXY_ERR_ZK_BAD_VERSION', rc.BADVERSION, `set after ${maxAttempts} conflicts`, path)
