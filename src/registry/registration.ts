@@ -1,0 +1,300 @@
+// Registration: a process keeping its own ephemeral target znode alive (after Curator's
+// ServiceDiscovery). EphemeralNode (src/zk) does the hard part — re-creating the node on every
+// new session and replacing a node left by our own earlier session; this class decides what
+// the node says (url, a fair starting count, revision) and publishes the content revision.
+import { EventEmitter } from 'node:events'
+import type { Logger } from 'pino'
+import { createError, hasCode } from '../errors.js'
+import { EphemeralNode, isRetryable, updateWithRetry, type ConnectedEvent, type DataValue, type EphemeralState, type SessionState, type ZkSession } from '../zk/index.js'
+import { decodeTarget, encodeRevision, encodeTarget, validateTargetName, type TargetData } from './codec.js'
+import { writeRevision } from './revision.js'
+
+export type RegistrationState =
+  | 'stopped' // not started, or withdrawn by stop() (start() may be called again)
+  | 'pending' // wanted, but our node does not exist on the current session (yet)
+  | 'registered' // our node exists and is owned by our current session
+  | 'conflict' // another live session holds the name; we take it when it goes
+
+export interface RegistrationOptions {
+  readonly session: ZkSession
+  /** e.g. /targets; created (with parents) when missing. */
+  readonly targetsPath: string
+  /** e.g. /cacheAge; a persistent node holding the content revision. */
+  readonly cacheAgePath: string
+  readonly name: string
+  /** The origin proxies route to, e.g. http://10.0.0.5:4000. */
+  readonly url: string
+  readonly revision: string
+  readonly startedAt?: Date
+  readonly logger: Logger
+}
+
+export interface RevisionEvent {
+  readonly revision: string
+  /** False when /cacheAge already held this revision (proxies keep their caches). */
+  readonly changed: boolean
+}
+
+/** The count in a target znode, or undefined when it cannot be decoded. */
+export function countOf (name: string, data: Buffer | null): number | undefined {
+  const r = decodeTarget(name, data)
+  return r.ok ? r.target.requests : undefined
+}
+
+/** The lowest count among the other live targets (undecodable ones ignored); 0 when none. */
+export function minimumCount (targets: Iterable<{ readonly name: string, readonly data: Buffer | null }>, self: string): number {
+  let min: number | undefined
+  for (const t of targets) {
+    if (t.name === self) continue
+    const n = countOf(t.name, t.data)
+    if (n !== undefined && (min === undefined || n < min)) min = n
+  }
+  return min ?? 0
+}
+
+/**
+ * The count a (re)created node starts at. `requests` is cumulative and the balancer sends
+ * traffic to the lowest one, so a node must never start below the others: a first creation
+ * starts at the floor (the others' minimum) or it would get every request until it caught up.
+ * A re-creation keeps the count it last saw — dropping to the floor would erase its history and,
+ * when it is above the floor, make it look idle — unless the others moved past it while the node
+ * was gone (expiry takes a session timeout or more), in which case the same flooding argument
+ * makes the floor win.
+ */
+export function startingCount (last: number | undefined, floor: number): number {
+  return last === undefined ? floor : Math.max(last, floor)
+}
+
+/** Events: 'state' (RegistrationState), 'revision' (RevisionEvent, once per instance). */
+export class Registration extends EventEmitter {
+  readonly path: string
+  readonly name: string
+  readonly url: string
+  readonly revision: string
+  readonly #opts: RegistrationOptions
+  readonly #session: ZkSession
+  readonly #log: Logger
+  readonly #startedAt: string
+  #state: RegistrationState = 'stopped'
+  #wanted = false
+  #node: EphemeralNode | undefined
+  #beginning = false
+  #beginAgain = false
+  #stopping: Promise<void> | undefined
+  #floor = 0
+  #lastCount: number | undefined
+  #czxid: number | undefined
+  #revisionDone = false
+  #revisionRunning = false
+  #revisionAgain = false
+  readonly #onConnected = (_ev: ConnectedEvent): void => { this.#kick() }
+  readonly #onSessionState = (s: SessionState): void => {
+    // Expired or lost: the node went (or goes) with the old session; EphemeralNode re-creates it
+    // on the next one. A mere disconnection ('suspended') keeps it: the session may well live.
+    if ((s === 'expired' || s === 'connecting' || s === 'closed') && this.#state === 'registered') this.#setState('pending')
+  }
+
+  constructor (opts: RegistrationOptions) {
+    super()
+    const problem = validateTargetName(opts.name) ?? urlProblem(opts.name, opts.url)
+    if (problem !== undefined) throw createError('ZKPROXY_ERR_CONFIG_INVALID', problem)
+    try {
+      encodeRevision(opts.revision)
+    } catch (err) {
+      throw createError('ZKPROXY_ERR_CONFIG_INVALID', `revision: ${(err as Error).message}`)
+    }
+    this.#opts = opts
+    this.#session = opts.session
+    this.#log = opts.logger
+    this.name = opts.name
+    this.url = opts.url
+    this.revision = opts.revision.trim()
+    this.path = `${opts.targetsPath.replace(/\/+$/, '')}/${opts.name}`
+    this.#startedAt = (opts.startedAt ?? new Date()).toISOString()
+  }
+
+  get state (): RegistrationState { return this.#state }
+  /** The count last seen in our own node (proxies add to it), undefined before the first. */
+  get requests (): number | undefined { return this.#lastCount }
+
+  /** Registers (again, after stop()); returns at once, the node follows the session. */
+  start (): this {
+    if (this.#wanted) return this
+    this.#wanted = true
+    this.#session.on('connected', this.#onConnected)
+    this.#session.on('state', this.#onSessionState)
+    this.#setState('pending')
+    if (this.#session.state === 'connected') this.#kick()
+    return this
+  }
+
+  /** Deletes our node (ZooKeeper session left open) and stops re-creating it. */
+  async stop (): Promise<void> {
+    if (!this.#wanted) { await this.#stopping; return }
+    this.#wanted = false
+    this.#session.off('connected', this.#onConnected)
+    this.#session.off('state', this.#onSessionState)
+    const node = this.#node
+    this.#node = undefined
+    this.#czxid = undefined
+    const stopping = (async () => { await node?.stop() })()
+    this.#stopping = stopping
+    await stopping
+    // start() may have been called meanwhile (a health check recovering): then we are pending.
+    if (!this.#wanted) this.#setState('stopped')
+  }
+
+  #setState (s: RegistrationState): void {
+    if (this.#state === s) return
+    const from = this.#state
+    this.#state = s
+    this.#log.info({ registration: { from, to: s, path: this.path, url: this.url, requests: this.#lastCount } }, `registration ${s}`)
+    this.emit('state', s)
+  }
+
+  #kick (): void {
+    void this.#begin()
+    void this.#publishRevision()
+  }
+
+  /** First creation: read the floor before the node exists, so it is born with a fair count. */
+  async #begin (): Promise<void> {
+    // A kick while a pass runs is remembered, not dropped: that pass may be failing on the
+    // connection whose return the kick announces.
+    if (this.#beginning) { this.#beginAgain = true; return }
+    this.#beginning = true
+    try {
+      do {
+        this.#beginAgain = false
+        if (await this.#createNode()) return
+      } while (this.#beginAgain && this.#session.state === 'connected')
+    } finally {
+      this.#beginning = false
+    }
+  }
+
+  /** True when done (node started, or no longer wanted); false to wait for a connection. */
+  async #createNode (): Promise<boolean> {
+    if (this.#node !== undefined || !this.#wanted) return true
+    try {
+      await this.#stopping // a restart waits for the previous node's deletion
+      this.#floor = await this.#readFloor()
+    } catch (err) {
+      // Connection trouble: the next 'connected' event calls us again.
+      if (isRetryable(err)) return false
+      this.#log.warn({ err, path: this.#opts.targetsPath }, 'cannot read the other targets\' counts; using the last known minimum')
+    }
+    if (this.#node !== undefined || !this.#wanted) return true
+    const node = new EphemeralNode(this.#session, this.path, { data: (last) => this.#dataFor(last), logger: this.#log })
+    node.on('state', (s: EphemeralState) => { if (node === this.#node && s === 'conflict') this.#setState('conflict') })
+    node.on('data', (v: DataValue | null) => { if (node === this.#node) this.#onData(v) })
+    this.#node = node
+    node.start()
+    return true
+  }
+
+  #dataFor (last: Buffer | undefined): Buffer {
+    const lastCount = (last === undefined ? undefined : countOf(this.name, last)) ?? this.#lastCount
+    const data: TargetData = { url: this.url, requests: startingCount(lastCount, this.#floor), revision: this.revision, startedAt: this.#startedAt }
+    return encodeTarget(data)
+  }
+
+  #onData (value: DataValue | null): void {
+    if (value === null || value.stat.ephemeralOwner !== this.#session.sessionId) {
+      // Deleted by someone, or not ours (yet): EphemeralNode is already re-creating or waiting.
+      if (this.#state === 'registered') this.#setState('pending')
+      return
+    }
+    this.#lastCount = countOf(this.name, value.data) ?? this.#lastCount
+    if (value.stat.czxid === this.#czxid) return
+    // A new creation by our current session (first, after expiry, or after a deletion).
+    this.#czxid = value.stat.czxid
+    this.#setState('registered')
+    void this.#raiseToFloor()
+  }
+
+  /**
+   * A re-created node got the floor known when it was built, which may be old (EphemeralNode
+   * builds data synchronously, without reading): read the others again and lift our count with a
+   * versioned write if they moved past it. Proxies write the same field the same way (CAS), so
+   * no increment of theirs is lost; the window with the lower count is one round trip.
+   */
+  async #raiseToFloor (): Promise<void> {
+    try {
+      const floor = await this.#readFloor()
+      this.#floor = floor
+      const me = this.#session.sessionId
+      const r = await updateWithRetry(this.#session, this.path, (data, stat) => {
+        if (stat.ephemeralOwner !== me) return undefined
+        const t = decodeTarget(this.name, data)
+        if (!t.ok || t.target.requests >= floor) return undefined
+        return encodeTarget({ url: t.target.url, requests: floor, ...pick(t.target) })
+      })
+      if (r !== undefined) this.#log.info({ path: this.path, requests: floor }, 'raised the re-created target\'s count to the others\' minimum')
+    } catch (err) {
+      // Gone again or disconnected: the next creation runs this again.
+      if (!isRetryable(err) && !hasCode(err, 'ZKPROXY_ERR_ZK_NO_NODE')) this.#log.warn({ err, path: this.path }, 'could not check the re-created target\'s count')
+    }
+  }
+
+  async #readFloor (): Promise<number> {
+    const s = this.#session
+    const base = this.#opts.targetsPath
+    let names: string[]
+    try {
+      names = await s.children(base)
+    } catch (err) {
+      if (hasCode(err, 'ZKPROXY_ERR_ZK_NO_NODE')) return 0
+      throw err
+    }
+    const targets = await Promise.all(names.filter(n => n !== this.name).map(async (name) => {
+      try {
+        return { name, data: (await s.get(`${base}/${name}`)).data }
+      } catch (err) {
+        // Went between the listing and the read: not a live target any more.
+        if (hasCode(err, 'ZKPROXY_ERR_ZK_NO_NODE')) return { name, data: null }
+        throw err
+      }
+    }))
+    return minimumCount(targets, this.name)
+  }
+
+  /** Once per instance (= per process start), after the first connection. */
+  async #publishRevision (): Promise<void> {
+    if (this.#revisionRunning) { this.#revisionAgain = true; return }
+    this.#revisionRunning = true
+    const path = this.#opts.cacheAgePath
+    try {
+      do {
+        this.#revisionAgain = false
+        if (this.#revisionDone || !this.#wanted) return
+        try {
+          const changed = await writeRevision(this.#session, path, this.revision)
+          this.#revisionDone = true
+          this.#log.info({ path, revision: this.revision, changed }, changed ? 'content revision published' : 'content revision unchanged')
+          this.emit('revision', { revision: this.revision, changed } satisfies RevisionEvent)
+        } catch (err) {
+          // Retryable: the next 'connected' event tries again. Anything else (an ACL) will not heal.
+          if (!isRetryable(err)) {
+            this.#revisionDone = true
+            this.#log.error({ err, path }, 'cannot publish the content revision; proxies will not see content changes')
+          }
+        }
+      } while (this.#revisionAgain && this.#session.state === 'connected')
+    } finally {
+      this.#revisionRunning = false
+    }
+  }
+}
+
+function urlProblem (name: string, url: string): string | undefined {
+  const r = decodeTarget(name, encodeTarget({ url, requests: 0 }))
+  return r.ok ? undefined : r.reason
+}
+
+function pick (t: { revision?: string, startedAt?: string }): { revision?: string, startedAt?: string } {
+  const out: { revision?: string, startedAt?: string } = {}
+  if (t.revision !== undefined) out.revision = t.revision
+  if (t.startedAt !== undefined) out.startedAt = t.startedAt
+  return out
+}

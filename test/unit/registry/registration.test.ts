@@ -1,0 +1,52 @@
+// The pure parts of Registration: which count a (re)created target znode starts at.
+import { describe, expect, it } from 'vitest'
+import { countOf, minimumCount, startingCount } from '../../../src/registry/registration.js'
+
+const target = (requests: number): Buffer => Buffer.from(JSON.stringify({ url: 'http://127.0.0.1:4000', requests }))
+
+describe('minimumCount', () => {
+  it('is the lowest count among the other live targets', () => {
+    expect(minimumCount([{ name: 'a', data: target(300) }, { name: 'b', data: target(100_000) }, { name: 'c', data: target(250) }], 'me')).toBe(250)
+  })
+
+  it('is 0 when there is no other target', () => {
+    expect(minimumCount([], 'me')).toBe(0)
+    expect(minimumCount([{ name: 'me', data: target(9) }], 'me')).toBe(0)
+  })
+
+  it('leaves out our own node (an old session\'s node must not set our floor)', () => {
+    expect(minimumCount([{ name: 'me', data: target(1) }, { name: 'b', data: target(50) }], 'me')).toBe(50)
+  })
+
+  it('ignores undecodable and vanished targets, and reads the bare-integer form', () => {
+    const targets = [
+      { name: 'junk', data: Buffer.from('not json') },
+      { name: 'gone', data: null },
+      { name: 'neg', data: Buffer.from(JSON.stringify({ url: 'http://x:1', requests: -5 })) },
+      { name: '10.0.0.7:4000', data: Buffer.from('70') },
+      { name: 'b', data: target(80) }
+    ]
+    expect(minimumCount(targets, 'me')).toBe(70)
+    expect(minimumCount(targets.slice(0, 3), 'me')).toBe(0)
+  })
+})
+
+describe('startingCount', () => {
+  it('a first creation starts at the floor', () => {
+    expect(startingCount(undefined, 100_000)).toBe(100_000)
+    expect(startingCount(undefined, 0)).toBe(0)
+  })
+
+  it('a re-creation keeps its last count, unless the others moved past it', () => {
+    expect(startingCount(42, 10)).toBe(42)
+    expect(startingCount(42, 500)).toBe(500)
+  })
+})
+
+describe('countOf', () => {
+  it('reads the count, or undefined for data that is not a target', () => {
+    expect(countOf('a', target(7))).toBe(7)
+    expect(countOf('a', Buffer.from('{}'))).toBeUndefined()
+    expect(countOf('a', null)).toBeUndefined()
+  })
+})
