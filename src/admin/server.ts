@@ -1,0 +1,150 @@
+// The admin listener: its own fastify instance on its own address (loopback by default),
+// never routes on the public listener, where every path belongs to the backends. Read-only:
+// health, targets, Prometheus metrics, and a live dashboard fed by Server-Sent Events.
+import type { ServerResponse } from 'node:http'
+import fastify, { LogController } from 'fastify'
+import type { Logger } from 'pino'
+import type { HostPort } from '../config.js'
+import type { Snapshot } from '../registry/target-set.js'
+import { createError } from '../errors.js'
+import type { ProxyMetrics, RuntimeView } from './metrics.js'
+import { dashboardState, health, targetRows } from './state.js'
+import { dashboardPage } from './dashboard.js'
+
+export interface AdminOptions {
+  readonly listen: HostPort
+  readonly logger: Logger
+  readonly runtime: RuntimeView
+  readonly metrics: ProxyMetrics
+  /** How often open dashboards get a fresh state besides on changes (default 500 ms). */
+  readonly pushIntervalMs?: number
+}
+
+export interface AdminServer {
+  readonly url: string
+  close (): Promise<void>
+}
+
+// A dashboard that cannot keep up (a stopped tab behind a slow link) is dropped, not buffered.
+const MAX_BUFFERED_BYTES = 1024 * 1024
+
+export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
+  const { runtime, metrics } = opts
+  // fastify's own info lines ("Server listening at ...") would repeat the proxy's single
+  // `proxy listening` line, which carries the admin URL: only warnings and errors from here.
+  const log = opts.logger.child({ component: 'admin' }, { level: opts.logger.levelVal >= 40 ? opts.logger.level : 'warn' })
+  const startedAt = new Date().toISOString()
+  const page = dashboardPage()
+  const app = fastify({
+    loggerInstance: log,
+    // Scrapes every few seconds and a dashboard's requests are not news: no per-request lines.
+    logController: new LogController({ disableRequestLogging: true }),
+    // SSE streams never end on their own; closing must not wait for them.
+    forceCloseConnections: true
+  })
+
+  app.addHook('onRequest', async (_request, reply) => {
+    // Everything here is a live reading: no cache anywhere may keep it.
+    reply.header('cache-control', 'no-store')
+    reply.header('x-content-type-options', 'nosniff')
+  })
+
+  app.get('/healthz', async (_request, reply) => {
+    const h = health(runtime)
+    return await reply.code(h.statusCode).send(h.body)
+  })
+  app.get('/targets', async () => targetRows(runtime))
+  app.get('/state', async () => await dashboardState(runtime, metrics, startedAt))
+  app.get('/metrics', async (_request, reply) => {
+    const text = await metrics.render()
+    return await reply.type(metrics.contentType).send(text)
+  })
+  app.get('/', async (_request, reply) => {
+    return await reply.type('text/html; charset=utf-8')
+      // The page runs only its own inline script and style (pinned by hash) and talks only to us.
+      .header('content-security-policy', page.csp)
+      .header('x-frame-options', 'DENY')
+      .header('referrer-policy', 'no-referrer')
+      .send(page.html)
+  })
+
+  // ---- Server-Sent Events: the whole state on connect, on every change, and every interval ----
+  const clients = new Set<ServerResponse>()
+  let timer: NodeJS.Timeout | undefined
+  let building = false
+  let again = false
+
+  const pushAll = async (): Promise<void> => {
+    if (building) { again = true; return }
+    building = true
+    try {
+      do {
+        again = false
+        if (clients.size === 0) return
+        const frame = `data: ${JSON.stringify(await dashboardState(runtime, metrics, startedAt))}\n\n`
+        for (const res of clients) {
+          if (res.writableLength > MAX_BUFFERED_BYTES) res.destroy()
+          else res.write(frame)
+        }
+      } while (again)
+    } finally {
+      building = false
+    }
+  }
+  const push = (): void => {
+    void pushAll().catch((err: unknown) => { log.warn({ err }, 'dashboard update failed') })
+  }
+  const onSnapshot = (_s: Snapshot): void => { push() }
+  const onSessionState = (): void => { push() }
+  runtime.targets.on('snapshot', onSnapshot)
+  runtime.session.on('state', onSessionState)
+
+  app.get('/events', (request, reply) => {
+    reply.hijack()
+    const res = reply.raw
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      // Proxies in front of the admin port (nginx) must not buffer the stream.
+      'x-accel-buffering': 'no'
+    })
+    // A dropped stream is retried by the browser after this many ms.
+    res.write('retry: 1000\n\n')
+    request.raw.socket.setNoDelay(true)
+    clients.add(res)
+    res.once('close', () => {
+      clients.delete(res)
+      if (clients.size === 0) { clearInterval(timer); timer = undefined }
+    })
+    if (timer === undefined) {
+      timer = setInterval(push, opts.pushIntervalMs ?? 500)
+      timer.unref()
+    }
+    push()
+  })
+
+  app.addHook('preClose', async () => {
+    runtime.targets.off('snapshot', onSnapshot)
+    runtime.session.off('state', onSessionState)
+    clearInterval(timer)
+    timer = undefined
+    for (const res of clients) res.end()
+    clients.clear()
+  })
+
+  try {
+    await app.listen({ host: opts.listen.host, port: opts.listen.port })
+  } catch (err) {
+    await app.close()
+    const code = (err as { code?: string }).code
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      throw createError('ZKPROXY_ERR_PROXY_LISTEN', `--admin ${opts.listen.host}:${opts.listen.port}: ${code}`, err)
+    }
+    throw err
+  }
+  const a = app.server.address()
+  if (a === null || typeof a === 'string') throw new Error('admin listener has no address')
+  const url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
+  return { url, close: async () => { await app.close() } }
+}

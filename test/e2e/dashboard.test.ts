@@ -1,0 +1,127 @@
+// The dashboard in a real headless Chromium (Debian's /usr/bin/chromium, driven by
+// playwright-core): it loads, shows the two registered targets, shows a third within 2 s of it
+// registering, and drops one after it stops. The proxy runs in-process with real backends
+// registered in a real ZooKeeper. Screenshots are kept in test-results/ as artifacts.
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { request } from 'undici'
+import { startZooKeeper, type ZkCluster } from '../support/zookeeper.js'
+import { ms } from '../support/until.js'
+import { closeAllSessions, connectSession, uniquePath } from '../support/zk-client.js'
+import { closeAllBackends, startBackend } from '../support/backends.js'
+import { startTestProxy, stopAllProxies } from '../support/proxy.js'
+import { CreateMode, type ZkSession } from '../../src/zk/index.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+const ARTIFACTS = new URL('../../test-results/', import.meta.url)
+
+let zk: ZkCluster
+let browser: Browser | undefined
+
+beforeAll(async () => {
+  zk = await startZooKeeper({ nodes: 1 })
+  await mkdir(ARTIFACTS, { recursive: true })
+})
+afterAll(async () => { await zk?.stop() })
+afterEach(async () => {
+  await browser?.close()
+  browser = undefined
+  await stopAllProxies()
+  await closeAllBackends()
+  await closeAllSessions()
+})
+
+async function launch (): Promise<Browser> {
+  // A missing browser fails the test with the way out, it never skips it.
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} not found: the dashboard test needs Debian's chromium. Run \`bash scripts/setup.sh\` as root, or \`apt-get install -y chromium\`.`)
+  }
+  return await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
+  })
+}
+
+/** A replica as the proxy sees it: a backend plus its own session holding its ephemeral znode. */
+async function replica (path: string, name: string, revision: string): Promise<{ session: ZkSession, stop: () => Promise<void> }> {
+  const b = await startBackend(name, (req: IncomingMessage, res: ServerResponse) => {
+    // Static assets are cacheable, so the cache card has something to show.
+    if (req.url?.startsWith('/static/') === true) res.setHeader('cache-control', 'public, max-age=60')
+    res.end(`${name} ${req.url ?? ''}`)
+  })
+  const session = await connectSession(zk.connectString)
+  await session.mkdirp(path)
+  // A new replica starts at the lowest live count, as replicas do (DESIGN.md), or it would
+  // take all the traffic until it caught up.
+  const counts = await Promise.all((await session.children(path)).map(async n => (JSON.parse((await session.get(`${path}/${n}`)).data.toString()) as { requests: number }).requests))
+  const data = { url: b.url, requests: counts.length === 0 ? 0 : Math.min(...counts), revision, startedAt: new Date().toISOString() }
+  await session.create(`${path}/${name}`, Buffer.from(JSON.stringify(data)), CreateMode.EPHEMERAL)
+  // Like a replica's SIGTERM: the znode goes first (closing the session deletes it), then the server.
+  return { session, stop: async () => { await session.close(); await b.close() } }
+}
+
+const rowNames = async (page: Page): Promise<string[]> =>
+  await page.locator('#rows tr[data-target]').evaluateAll(rows => rows.map(r => (r as HTMLElement).dataset['target'] ?? ''))
+
+async function waitForRows (page: Page, n: number, timeoutMs: number): Promise<void> {
+  await page.waitForFunction((want) => document.querySelectorAll('#rows tr[data-target]').length === want, n, { timeout: timeoutMs, polling: 20 })
+}
+
+/** Keeps a little traffic going (dynamic and cacheable) until stopped, so rates and shares show. */
+function traffic (url: string): { stop: () => Promise<void> } {
+  const state = { running: true }
+  const workers = Array.from({ length: 4 }, async (_, w) => {
+    for (let i = 0; state.running; i++) {
+      const path = i % 3 === 0 ? `/static/app-${i % 5}.js` : `/api/item/${w}-${i}`
+      const r = await request(`${url}${path}`)
+      await r.body.dump()
+      await new Promise(resolve => setTimeout(resolve, 5))
+    }
+  })
+  return { stop: async () => { state.running = false; await Promise.all(workers) } }
+}
+
+it('shows the targets live: two, a third within 2 s of registering, then one fewer after it stops', async () => {
+  browser = await launch()
+  const path = uniquePath('targets')
+  await replica(path, 'web-1', '9f2c1e0')
+  const two = await replica(path, 'web-2', '9f2c1e0')
+  const proxy = await startTestProxy(zk.connectString, ['--targets-path', path, '--admin', '127.0.0.1:0', '--count-flush-ms', '100'])
+  if (proxy.admin === undefined) throw new Error('no admin listener')
+
+  const page = await browser.newPage({ viewport: { width: 1360, height: 640 }, reducedMotion: 'reduce' })
+  const problems: string[] = []
+  page.on('pageerror', err => problems.push(`pageerror: ${err.message}`))
+  page.on('console', msg => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`) })
+
+  await page.goto(`${proxy.admin.url}/`)
+  await waitForRows(page, 2, ms(5000))
+  expect(await rowNames(page)).toEqual(['web-1', 'web-2'])
+  await expect.poll(async () => await page.locator('#health').textContent(), { timeout: ms(5000) }).toBe('Healthy')
+
+  const load = traffic(proxy.url)
+  try {
+    const registeredAt = Date.now()
+    await replica(path, 'web-3', '9f2c1e0')
+    await waitForRows(page, 3, ms(2000))
+    expect(Date.now() - registeredAt).toBeLessThan(ms(2000))
+    expect(await rowNames(page)).toEqual(['web-1', 'web-2', 'web-3'])
+
+    // The artifact: three targets under traffic, light and dark.
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('#rows .pct')).every(e => /%$/.test(e.textContent ?? '')), undefined, { timeout: ms(8000) })
+    await page.screenshot({ path: new URL('dashboard.png', ARTIFACTS).pathname, fullPage: true })
+    await page.emulateMedia({ colorScheme: 'dark' })
+    await page.screenshot({ path: new URL('dashboard-dark.png', ARTIFACTS).pathname, fullPage: true })
+    await page.emulateMedia({ colorScheme: 'light' })
+  } finally {
+    await load.stop()
+  }
+
+  await two.stop()
+  await waitForRows(page, 2, ms(5000))
+  expect(await rowNames(page)).toEqual(['web-1', 'web-3'])
+  expect(problems).toEqual([])
+})
