@@ -35,3 +35,18 @@ bash scripts/ensure-zookeeper.sh
 
 say 'building (tsc → dist/)'
 npm run --silent build >&2
+
+# chromium for the dashboard browser test
+# test/e2e/dashboard.test.ts drives Debian's /usr/bin/chromium through playwright-core (no
+# browser download). Installed here when missing and we are root with apt-get; otherwise one
+# message, and that test fails naming what is missing (it never skips).
+if [[ ! -x /usr/bin/chromium ]]; then
+  if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]]; then
+    say 'installing chromium (apt-get) for the dashboard browser test'
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium </dev/null >&2 ||
+      { DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium </dev/null >&2; } ||
+      say 'could not install chromium: the dashboard browser test (test/e2e/dashboard.test.ts) will fail until /usr/bin/chromium exists'
+  else
+    say '/usr/bin/chromium is missing and cannot be installed here (needs root and apt-get): run `apt-get install -y chromium` as root, or the dashboard browser test (test/e2e/dashboard.test.ts) will fail'
+  fi
+fi

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, InvalidArgumentError, Option } from 'commander'
+import { validateTargetName } from './registry/codec.js'
 
 // ---- value parsers (each throws InvalidArgumentError with a reason; commander names the flag) ----
 
@@ -74,10 +75,10 @@ export function parseRequestPath (v: string): string {
   return v
 }
 
+/** Target and proxy ids: the same rules as znode names read back (registry/codec.ts). */
 export function parseTargetName (v: string): string {
-  if (v === '' || v.includes('/') || v === '.' || v === '..' || v.length > 255 || /[\s\u0000-\u001f]/.test(v)) {
-    throw new InvalidArgumentError(`a target name must be 1-255 printable characters without "/", got "${v}"`)
-  }
+  const reason = validateTargetName(v)
+  if (reason !== undefined) throw new InvalidArgumentError(reason)
   return v
 }
 
@@ -169,6 +170,7 @@ export interface ReplicaConfig extends CommonConfig {
   readonly revision: string | undefined
   readonly drainMs: number
   readonly maxAgeSec: number
+  readonly exitWithParent: boolean
 }
 
 export interface RegisterConfig extends CommonConfig {
@@ -187,11 +189,14 @@ export interface DevConfig {
   readonly listen: HostPort
   readonly admin: HostPort
   readonly logLevel: LogLevel
+  /** An existing ZooKeeper to use instead of starting one (undefined: start a local one). */
+  readonly zk: string | undefined
 }
 
 export interface StatusConfig extends CommonConfig {
   readonly json: boolean
   readonly proxiesPath: string
+  readonly timeoutMs: number
 }
 
 /** The bundled demo site, used when `--dir` is not given (src/ in tests, dist/src/ when built). */
@@ -231,7 +236,8 @@ export const commandOptions = {
     .addOption(opt('--name <name>', 'target name (default host:port)', parseTargetName))
     .addOption(opt('--revision <rev>', 'content revision for /cacheAge (default: git commit of --dir, else start time)'))
     .addOption(opt('--drain-ms <ms>', 'after deregistering on SIGTERM, keep serving this long', parseWholeNumber(0, 600_000), 2000))
-    .addOption(opt('--max-age <sec>', 'Cache-Control max-age of served files', parseWholeNumber(0, 31_536_000), 120)),
+    .addOption(opt('--max-age <sec>', 'Cache-Control max-age of served files', parseWholeNumber(0, 31_536_000), 120))
+    .addOption(opt('--exit-with-parent', 'shut down gracefully when the parent process goes away (used by `zkproxy dev`)')),
   register: (cmd: Command) => commonOptions(cmd)
     .addOption(opt('--url <url>', 'the running backend to register', parseHttpUrl).makeOptionMandatory())
     .addOption(opt('--name <name>', 'target name (default host:port of --url)', parseTargetName))
@@ -245,10 +251,12 @@ export const commandOptions = {
     .addOption(opt('--replicas <n>', 'bundled replicas to start', parseWholeNumber(0, 32), 3))
     .addOption(opt('--listen <host:port>', 'proxy public listener', parseHostPort(true), { host: '0.0.0.0', port: 9000 }, '0.0.0.0:9000'))
     .addOption(opt('--admin <host:port>', 'proxy admin listener', parseHostPort(true), { host: '127.0.0.1', port: 9901 }, '127.0.0.1:9901'))
-    .addOption(opt('--log-level <level>', 'log level', (v) => v as LogLevel, 'info' as LogLevel)),
+    .addOption(opt('--log-level <level>', 'log level', (v) => v as LogLevel, 'info' as LogLevel))
+    .addOption(opt('--zk <connect>', 'use this ZooKeeper instead of starting a local one (host:port,...[/chroot])', parseConnectString)),
   status: (cmd: Command) => commonOptions(cmd)
     .addOption(opt('--json', 'machine-readable output'))
     .addOption(opt('--proxies-path <path>', 'znode under which proxies announce themselves', parseZnodePath, '/proxies'))
+    .addOption(opt('--timeout-ms <ms>', 'give up (exit 2) when ZooKeeper does not answer within this time', parseWholeNumber(100, 600_000), 5000))
 } as const
 
 export type CommandName = keyof typeof commandOptions
@@ -329,7 +337,8 @@ export function replicaConfig (raw: Raw): ReplicaConfig {
     name: raw['name'] as string | undefined,
     revision: raw['revision'] as string | undefined,
     drainMs: raw['drainMs'] as number,
-    maxAgeSec: raw['maxAge'] as number
+    maxAgeSec: raw['maxAge'] as number,
+    exitWithParent: raw['exitWithParent'] === true
   })
 }
 
@@ -352,12 +361,13 @@ export function devConfig (raw: Raw): DevConfig {
     replicas: raw['replicas'] as number,
     listen: raw['listen'] as HostPort,
     admin: raw['admin'] as HostPort,
-    logLevel: raw['logLevel'] as LogLevel
+    logLevel: raw['logLevel'] as LogLevel,
+    zk: raw['zk'] as string | undefined
   })
 }
 
 export function statusConfig (raw: Raw): StatusConfig {
-  return deepFreeze({ ...common(raw), json: raw['json'] === true, proxiesPath: raw['proxiesPath'] as string })
+  return deepFreeze({ ...common(raw), json: raw['json'] === true, proxiesPath: raw['proxiesPath'] as string, timeoutMs: raw['timeoutMs'] as number })
 }
 
 export { Command, InvalidArgumentError }

@@ -6,6 +6,8 @@
 export interface ErrorSpec {
   readonly message: string
   readonly statusCode?: number
+  /** The short token in HTTP error bodies: {"error":"no_targets","code":...,"message":...}. */
+  readonly error?: string
 }
 
 export const errorCatalogue = {
@@ -25,18 +27,15 @@ export const errorCatalogue = {
   // Configuration: flags and environment (exit code 2).
   ZKPROXY_ERR_CONFIG_INVALID: { message: 'invalid configuration' },
 
-  // Registry: znode data from other processes.
-  ZKPROXY_ERR_REGISTRY_BAD_TARGET: { message: 'target znode rejected' },
-  ZKPROXY_ERR_REGISTRY_NAME_TAKEN: { message: 'target name is registered by another live process' },
-
   // The public listener.
-  ZKPROXY_ERR_PROXY_NO_TARGETS: { message: 'no live target is registered', statusCode: 503 },
-  ZKPROXY_ERR_PROXY_UPSTREAM_FAILED: { message: 'every attempt to reach a target failed', statusCode: 502 },
-  ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT: { message: 'the target did not answer in time', statusCode: 504 },
-  ZKPROXY_ERR_PROXY_BAD_REQUEST: { message: 'malformed or ambiguous request', statusCode: 400 },
-  ZKPROXY_ERR_PROXY_HEADERS_TOO_LARGE: { message: 'request headers too large', statusCode: 431 },
-  ZKPROXY_ERR_PROXY_BODY_TOO_LARGE: { message: 'request body too large', statusCode: 413 },
-  ZKPROXY_ERR_PROXY_SHUTTING_DOWN: { message: 'proxy is shutting down', statusCode: 503 },
+  ZKPROXY_ERR_PROXY_NO_TARGETS: { message: 'no live target is registered', statusCode: 503, error: 'no_targets' },
+  ZKPROXY_ERR_PROXY_UPSTREAM_FAILED: { message: 'every attempt to reach a target failed', statusCode: 502, error: 'upstream_failed' },
+  ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT: { message: 'the target did not answer in time', statusCode: 504, error: 'upstream_timeout' },
+  ZKPROXY_ERR_PROXY_BAD_REQUEST: { message: 'malformed or ambiguous request', statusCode: 400, error: 'bad_request' },
+  ZKPROXY_ERR_PROXY_NOT_IMPLEMENTED: { message: 'request feature not supported', statusCode: 501, error: 'not_implemented' },
+  ZKPROXY_ERR_PROXY_BODY_TOO_LARGE: { message: 'request body too large', statusCode: 413, error: 'body_too_large' },
+  ZKPROXY_ERR_PROXY_INTERNAL: { message: 'internal error', statusCode: 500, error: 'internal_error' },
+  ZKPROXY_ERR_PROXY_LISTEN: { message: 'cannot listen on the requested address' },
 
   // The response cache.
   ZKPROXY_ERR_CACHE_COALESCE_TIMEOUT: { message: 'timed out waiting for a coalesced upstream response' },

@@ -12,6 +12,10 @@ import { TargetSet, type Snapshot } from '../registry/target-set.js'
 import { RequestCounter } from '../registry/request-counter.js'
 import { Router } from '../proxy/router.js'
 import { buildProxyApp } from '../proxy/app.js'
+import { CacheLayer } from '../proxy/cache-layer.js'
+import { watchRevision } from '../registry/cache-age.js'
+import { ProxyMetrics } from '../admin/metrics.js'
+import { startAdmin, type AdminServer } from '../admin/server.js'
 
 export interface ProxyRuntime {
   readonly url: string
@@ -21,6 +25,9 @@ export interface ProxyRuntime {
   readonly router: Router
   readonly counter: RequestCounter
   readonly targets: TargetSet
+  readonly cache: CacheLayer | undefined
+  readonly metrics: ProxyMetrics
+  readonly admin: AdminServer | undefined
   /** Graceful stop: stop accepting, drain (bounded by drainMs), flush counts, leave, close. */
   stop (): Promise<void>
 }
@@ -38,18 +45,61 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     router.update(snap.targets)
   })
 
-  const app = await buildProxyApp({ router, logger: log, limits: cfg, accessLog: cfg.accessLog })
+  const metrics = new ProxyMetrics()
+  // --cache-ttl 0 turns the cache off entirely (no layer on the request path).
+  const cache = cfg.cacheTtlSec > 0
+    ? new CacheLayer({
+      ttlSec: cfg.cacheTtlSec,
+      defaultTtlSec: cfg.cacheDefaultTtlSec,
+      maxEntries: cfg.cacheMaxEntries,
+      maxBytes: cfg.cacheMaxBytes,
+      maxObjectBytes: cfg.cacheMaxObjectBytes,
+      staleIfErrorSec: cfg.staleIfErrorSec,
+      coalesceTimeoutMs: cfg.headersTimeoutMs,
+      logger: log,
+      metrics: metrics.cacheSink
+    })
+    : undefined
+  // Clear the cache when the content revision changes to a different value (not on the
+  // first read, and not when a restarting replica writes the same revision again).
+  const revisionWatch = watchRevision(session, cfg.cacheAgePath, log, (revision, previous) => {
+    if (cache === undefined) return
+    cache.clear(`revision ${previous ?? '(none)'} → ${revision ?? '(none)'}`)
+  })
+
+  const app = await buildProxyApp({
+    router,
+    logger: log,
+    limits: cfg,
+    accessLog: cfg.accessLog,
+    hooks: metrics.forwardHooks,
+    ...(cache === undefined ? {} : { cache })
+  })
   const url = await listen(app, cfg)
+  const id = cfg.id ?? `${hostname()}:${new URL(url).port}`
+  const runtimeView = { url, id, session, router, counter, targets, cache }
+  metrics.observe(runtimeView)
+  let admin: AdminServer | undefined
+  try {
+    admin = cfg.admin === undefined ? undefined : await startAdmin({ listen: cfg.admin, logger: log, runtime: runtimeView, metrics })
+  } catch (err) {
+    // Nothing else has started yet: close the public listener so the process can exit 2.
+    revisionWatch.close()
+    cache?.close()
+    await app.close()
+    throw err
+  }
   session.start()
   counter.start()
   targets.start()
 
-  const id = cfg.id ?? `${hostname()}:${new URL(url).port}`
+  // What `zkproxy status` shows: a wildcard listen address is advertised by host name.
+  const advertised = advertise(url)
   const announce = new EphemeralNode(session, `${cfg.proxiesPath}/${id}`, {
     logger: log,
-    data: () => Buffer.from(JSON.stringify({ url, admin: null, pid: process.pid, startedAt: new Date().toISOString() }))
+    data: () => Buffer.from(JSON.stringify({ url: advertised, admin: admin?.url ?? null, pid: process.pid, startedAt: new Date().toISOString() }))
   }).start()
-  log.info({ url, id, zk: cfg.zk }, 'proxy listening')
+  log.info({ url, id, admin: admin?.url, zk: cfg.zk }, 'proxy listening')
 
   let stopping: Promise<void> | undefined
   const stop = async (): Promise<void> => {
@@ -58,10 +108,13 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     if (!drained) log.warn({ drainMs: cfg.drainMs }, 'drain period over; closing remaining connections')
     await counter.stop()
     await announce.stop()
+    revisionWatch.close()
     targets.close()
+    cache?.close()
+    await admin?.close()
     await session.close()
   }
-  return { url, id, app, session, router, counter, targets, stop: async () => { stopping ??= stop(); await stopping } }
+  return { url, id, app, session, router, counter, targets, cache, metrics, admin, stop: async () => { stopping ??= stop(); await stopping } }
 }
 
 async function listen (app: FastifyInstance, cfg: ProxyConfig): Promise<string> {
@@ -70,7 +123,7 @@ async function listen (app: FastifyInstance, cfg: ProxyConfig): Promise<string> 
   } catch (err) {
     const code = (err as { code?: string }).code
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      throw createError('ZKPROXY_ERR_REPLICA_LISTEN', `--listen ${cfg.listen.host}:${cfg.listen.port}: ${code}`, err)
+      throw createError('ZKPROXY_ERR_PROXY_LISTEN', `--listen ${cfg.listen.host}:${cfg.listen.port}: ${code}`, err)
     }
     throw err
   }
@@ -78,6 +131,12 @@ async function listen (app: FastifyInstance, cfg: ProxyConfig): Promise<string> 
   if (a === null || typeof a === 'string') throw new Error('listener has no address')
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
   return `http://${host}:${a.port}`
+}
+
+function advertise (url: string): string {
+  const u = new URL(url)
+  if (u.hostname === '0.0.0.0' || u.hostname === '[::]') u.hostname = hostname()
+  return u.origin
 }
 
 async function delay (ms: number): Promise<void> {

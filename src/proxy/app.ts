@@ -12,6 +12,7 @@ import type { Router } from './router.js'
 import { createForwarder, type ForwardHooks, type Respond } from './forward.js'
 import { checkRequest, normalizeRequestTarget } from './request-guard.js'
 import { bodyParser } from './body.js'
+import { sendProblem } from './answers.js'
 
 export interface ProxyLimits {
   readonly attempts: number
@@ -93,10 +94,14 @@ export async function buildProxyApp (opts: ProxyAppOptions): Promise<FastifyInst
 
   app.setErrorHandler((err: Error & { statusCode?: number, code?: string }, _request, reply) => {
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
-    const error = status === 413 ? 'body_too_large' : status === 400 ? 'bad_request' : status >= 500 ? 'internal_error' : 'request_error'
-    if (status >= 500) logger.error({ err }, 'request failed')
-    reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store')
-      .send(JSON.stringify({ error, message: err.message }))
+    if (status === 413) { sendProblem(reply, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE', err.message); return }
+    if (status >= 500) {
+      logger.error({ err }, 'request failed')
+      sendProblem(reply, 'ZKPROXY_ERR_PROXY_INTERNAL')
+      return
+    }
+    // Other 4xx from fastify itself (e.g. a malformed body framing it detected).
+    sendProblem(reply, 'ZKPROXY_ERR_PROXY_BAD_REQUEST', err.message)
   })
 
   const forward = createForwarder({ router: opts.router, attempts: limits.attempts, proto, logger, ...(opts.hooks === undefined ? {} : { hooks: opts.hooks }) })
@@ -109,8 +114,9 @@ export async function buildProxyApp (opts: ProxyAppOptions): Promise<FastifyInst
     handler: (request, reply) => {
       const bad = checkRequest(request.raw)
       if (bad !== undefined) {
-        reply.code(bad.statusCode).header('content-type', 'application/json; charset=utf-8').header('connection', 'close')
-          .send(JSON.stringify({ error: bad.error, message: bad.message }))
+        // Ambiguous framing: never reuse this connection.
+        reply.header('connection', 'close')
+        sendProblem(reply, bad.code, bad.message)
         return reply
       }
       if (cache !== undefined) cache.handle(request, reply, (respond) => { forward(request, reply, respond) })

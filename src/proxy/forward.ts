@@ -9,6 +9,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { sendProblem } from './answers.js'
 import type { LiveTarget, Router } from './router.js'
 
 /** Where an attempt failed: before the request could reach the backend, or after. */
@@ -54,6 +55,8 @@ export interface ForwardHooks {
   onFailover?: (from: LiveTarget, stage: FailureStage) => void
   onEjection?: (t: LiveTarget) => void
   onUpstreamResponse?: (t: LiveTarget, statusCode: number) => void
+  /** The client has the whole upstream response (or went away); `durationMs` since the first attempt. */
+  onComplete?: (t: LiveTarget, statusCode: number, durationMs: number) => void
 }
 
 export interface ForwardOptions {
@@ -65,12 +68,32 @@ export interface ForwardOptions {
 }
 
 /** How the final response goes to the client (default: stream it). The cache replaces this. */
-export type Respond = (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse, t: LiveTarget) => void
+export interface Respond {
+  (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse, t: LiveTarget): void
+  /**
+   * Called instead of sending the 502/503/504 error when no target answered (none live, every
+   * attempt failed, or a timeout); returns true when it answered the client itself (the
+   * cache serves a stale response there: stale-if-error).
+   */
+  onFailure?: (reply: FastifyReply, statusCode: 502 | 503 | 504) => boolean
+}
 
 const noRetryDelay = (): null => null
 
 type FromOptions = Parameters<FastifyReply['from']>[1]
+/** True when `err` or one of its causes carries `code`. */
+function hasCode (err: unknown, code: string): boolean {
+  let e = err as { code?: unknown, cause?: unknown } | undefined
+  for (let depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    if (e.code === code) return true
+    e = e.cause as typeof e
+  }
+  return false
+}
+
 interface OurFromOptions {
+  body?: Buffer
+  contentType?: string
   getUpstream: () => string
   rewriteRequestHeaders: (request: FastifyRequest, headers: Record<string, unknown>) => Record<string, unknown>
   rewriteHeaders: (headers: Record<string, unknown>) => Record<string, unknown>
@@ -79,13 +102,8 @@ interface OurFromOptions {
   onError: (reply: FastifyReply, e: { error: Error }) => void
 }
 
-function sendError (reply: FastifyReply, status: number, error: string, message: string, extra?: Record<string, unknown>): void {
-  reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store')
-    .send(JSON.stringify({ error, message, ...extra }))
-}
-
 export function sendNoTargets (reply: FastifyReply, hasView: boolean): void {
-  sendError(reply, 503, 'no_targets', hasView
+  sendProblem(reply, 'ZKPROXY_ERR_PROXY_NO_TARGETS', hasView
     ? 'no live target is registered'
     : 'no view of the targets yet (waiting for ZooKeeper)')
 }
@@ -101,13 +119,23 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
 
   return function forward (request, reply, respond = defaultRespond) {
     const first = router.pick()
-    if (first === undefined) { sendNoTargets(reply, router.hasView); return }
+    if (first === undefined) {
+      if (respond.onFailure?.(reply, 503) !== true) sendNoTargets(reply, router.hasView)
+      return
+    }
     const body = request.body
     // Buffered (or absent) bodies can be sent again; a streamed one cannot.
     const replayable = body === undefined || body === null || Buffer.isBuffer(body) || typeof body === 'string'
+    // A buffered body is handed to reply-from explicitly, with the client's Content-Type:
+    // otherwise it re-encodes application/json bodies (JSON.stringify of a Buffer).
+    const bodyOptions = Buffer.isBuffer(body)
+      ? { body, contentType: request.headers['content-type'] ?? 'application/octet-stream' }
+      : undefined
     const idempotent = IDEMPOTENT.has(request.method)
     let tried: Set<string> | undefined
     let n = 0
+    // Only timed when someone listens: no clock read per request otherwise.
+    const startedAt = hooks?.onComplete === undefined ? 0 : performance.now()
 
     const attempt = (t: LiveTarget): void => {
       n++
@@ -117,10 +145,14 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
         rewriteRequestHeaders,
         rewriteHeaders,
         retryDelay: noRetryDelay,
+        ...bodyOptions,
         onResponse: (req, rep, res) => {
           router.succeeded(t)
           // In flight until the client has the whole response (or went away).
-          rep.raw.once('close', () => { router.end(t) })
+          rep.raw.once('close', () => {
+            router.end(t)
+            hooks?.onComplete?.(t, res.statusCode, performance.now() - startedAt)
+          })
           hooks?.onUpstreamResponse?.(t, res.statusCode)
           respond(req, rep, res, t)
         },
@@ -130,7 +162,10 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
           if (stage === 'connect' || stage === 'sent') {
             const wasEjected = router.isEjected(t)
             router.failed(t, stage === 'sent')
-            if (!wasEjected && router.isEjected(t)) hooks?.onEjection?.(t)
+            if (!wasEjected && router.isEjected(t)) {
+              log.info({ target: t.name, stage, until: router.ejections.ejectedUntil(t.name) }, 'target ejected')
+              hooks?.onEjection?.(t)
+            }
           }
           const mayRetry = !rep.sent && n < attempts && replayable &&
             (stage === 'connect' || (stage === 'sent' && idempotent))
@@ -146,9 +181,15 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
             }
           }
           if (rep.sent) return
+          if (hasCode(error, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE')) {
+            // The request body crossed --body-limit while streaming up: the client's fault.
+            sendProblem(rep, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE')
+            return
+          }
+          if (respond.onFailure?.(rep, stage === 'timeout' ? 504 : 502) === true) return
           log.debug({ target: t.name, stage, attempts: n, err: error }, 'upstream failed')
-          if (stage === 'timeout') sendError(rep, 504, 'upstream_timeout', `target ${t.name} did not answer in time`)
-          else sendError(rep, 502, 'upstream_failed', `every attempt failed (${n} of ${attempts}); last: ${t.name}: ${error.message}`, { attempts: n })
+          if (stage === 'timeout') sendProblem(rep, 'ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT', `target ${t.name} did not answer in time`)
+          else sendProblem(rep, 'ZKPROXY_ERR_PROXY_UPSTREAM_FAILED', `every attempt failed (${n} of ${attempts}); last: ${t.name}: ${error.message}`, { attempts: n })
         }
       }
       // reply-from's typings are written for every server flavour (http2 included); ours is

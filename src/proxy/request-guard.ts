@@ -6,15 +6,14 @@
 import type { IncomingMessage } from 'node:http'
 
 export interface Rejection {
-  readonly statusCode: 400 | 501
-  readonly error: string
+  readonly code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST' | 'ZKPROXY_ERR_PROXY_NOT_IMPLEMENTED'
   readonly message: string
 }
 
-const DUPLICATE_HOST: Rejection = { statusCode: 400, error: 'bad_request', message: 'more than one Host header (RFC 9112 §3.2)' }
-const TE_ON_HTTP10: Rejection = { statusCode: 400, error: 'bad_request', message: 'Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)' }
-const TE_NOT_CHUNKED: Rejection = { statusCode: 501, error: 'not_implemented', message: 'only Transfer-Encoding: chunked is supported (RFC 9112 §6.1)' }
-const DOT_SEGMENT: Rejection = { statusCode: 400, error: 'bad_request', message: 'dot-segments ("." or "..") in the path are refused' }
+const DUPLICATE_HOST: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', message: 'more than one Host header (RFC 9112 §3.2)' }
+const TE_ON_HTTP10: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', message: 'Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)' }
+const TE_NOT_CHUNKED: Rejection = { code: 'ZKPROXY_ERR_PROXY_NOT_IMPLEMENTED', message: 'only Transfer-Encoding: chunked is supported (RFC 9112 §6.1)' }
+const DOT_SEGMENT: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', message: 'dot-segments ("." or "..") in the path are refused' }
 
 export function checkRequest (req: IncomingMessage): Rejection | undefined {
   const raw = req.rawHeaders
