@@ -209,7 +209,7 @@ export const commandOptions = {
     .addOption(opt('--listen <host:port>', 'public listener', parseHostPort(true), { host: '0.0.0.0', port: 9000 }, '0.0.0.0:9000'))
     .addOption(opt('--admin <host:port>', 'admin listener (health, targets, metrics, dashboard); "off" disables', (v) => v === 'off' ? 'off' : parseHostPort(true)(v), { host: '127.0.0.1', port: 9901 }, '127.0.0.1:9901'))
     .addOption(opt('--proxies-path <path>', 'znode under which proxies announce themselves', parseZnodePath, '/proxies'))
-    .addOption(opt('--id <id>', 'this proxy\'s id under --proxies-path (default host:port of --listen + pid)', parseTargetName))
+    .addOption(opt('--id <id>', 'this proxy\'s id under --proxies-path (default: host name and --listen port)', parseTargetName))
     .addOption(opt('--attempts <n>', 'targets tried per request (failover)', parseWholeNumber(1, 20), 3))
     .addOption(opt('--count-flush-ms <ms>', 'how often request counts are written to ZooKeeper', parseWholeNumber(10, 60_000), 250))
     .addOption(opt('--retry-body-limit <bytes>', 'request bodies up to this size are buffered so they can be replayed on failover', parseBytes, 1024 * 1024, '1MiB'))

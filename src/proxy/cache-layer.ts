@@ -6,11 +6,12 @@
 // A hit is answered here, synchronously, from memory: no router, no ZooKeeper, no backend,
 // no target count changes. The hit path reads only Node's lower-cased header object and
 // writes a head prepared when the response was stored (cache-respond.ts).
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import {
   Coalescer, DEFAULT_MAX_OBJECT_BYTES, ResponseCache, invalidationTargets, isNotModified, isUnsafeMethod,
-  primaryKeyFor, requestBypassesCache, variantMatches, type CacheStats, type CachedEntry
+  primaryKeyFor, requestBypassesCache, variantMatches, type CacheRequest, type CacheStats, type CachedEntry
 } from '../cache/index.js'
 import type { CacheFront } from './app.js'
 import type { Respond, UpstreamResponse } from './forward.js'
@@ -168,6 +169,29 @@ export class CacheLayer implements CacheFront {
     } else {
       this.#miss(request, reply, forward, true)
     }
+  }
+
+  /**
+   * The fast path for fresh hits, called with Node's raw request before fastify routes it
+   * (app.ts): answers and returns true only for a plain GET/HEAD whose fresh stored response
+   * can be written as is; anything else returns false untouched and takes the full path
+   * through fastify and handle(). Same rules, same answer, fewer steps per hit.
+   */
+  tryAnswer (req: IncomingMessage, res: ServerResponse): boolean {
+    const method = req.method
+    if (method !== 'GET' && method !== 'HEAD') return false
+    const h = req.headers
+    if (h['cache-control'] !== undefined || h.pragma !== undefined || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) return false
+    const hit = this.#store.get(req as CacheRequest)
+    if (hit === undefined) return false
+    this.#sink.hit?.()
+    const prepared = this.#preparedFor(hit.entry)
+    if ((h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined) && isNotModified(req as CacheRequest, prepared.entry)) {
+      prepared.writeNotModified(res, hit.ageSec)
+    } else {
+      prepared.writeHit(res, hit.ageSec, method === 'HEAD')
+    }
+    return true
   }
 
   /** Drops every stored response (a new content revision was published). */
