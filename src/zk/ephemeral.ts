@@ -7,9 +7,11 @@ import { EventEmitter } from 'node:events'
 import { posix } from 'node:path'
 import type { Logger } from 'pino'
 import { isRetryable } from './errors.js'
+import { aclEquals } from './acl.js'
 import { CreateMode, type AclEntry } from './native.js'
 import type { ConnectedEvent, ZkSession } from './session.js'
 import { watchData, type DataValue, type Watch } from './watch.js'
+import { SerialTask } from './serial-task.js'
 
 export type EphemeralState = 'pending' | 'registered' | 'conflict' | 'stopped'
 
@@ -17,8 +19,17 @@ export interface EphemeralOptions {
   /** The data to write at each (re)creation; gets the data last seen in the node, if any. */
   readonly data: (last: Buffer | undefined) => Buffer
   readonly logger: Logger
-  /** Applied right after create (the client always creates with the open ACL). */
+  /**
+   * Applied right after create: the client always creates with the open ACL (DESIGN.md
+   * "Known limits"), so between the two calls anyone may write or re-ACL the node. The ACL is
+   * set only if nobody changed it first (ACL version 0), and the node is deleted and created
+   * again when someone did, or when `verify` says its data is not what we wrote.
+   */
   readonly acl?: AclEntry[]
+  /** Checks the data read back once the ACL is set; false means "written by someone else". */
+  readonly verify?: (data: Buffer) => boolean
+  /** Runs before each creation (e.g. make sure the parent exists with the right ACL). */
+  readonly beforeCreate?: () => Promise<void>
 }
 
 /**
@@ -32,8 +43,7 @@ export class EphemeralNode extends EventEmitter {
   #state: EphemeralState = 'pending'
   #watch: Watch | undefined
   #last: DataValue | null = null
-  #running = false
-  #again = false
+  readonly #task = new SerialTask(async () => { await this.#step() }, () => this.#state === 'stopped')
   readonly #onConnected = (ev: ConnectedEvent): void => { if (ev.newSession) this.#kick() }
 
   constructor (session: ZkSession, path: string, opts: EphemeralOptions) {
@@ -87,23 +97,15 @@ export class EphemeralNode extends EventEmitter {
     this.emit('data', value)
   }
 
-  #kick (): void {
-    if (this.#state === 'stopped') return
-    if (this.#running) { this.#again = true; return }
-    this.#running = true
-    void this.#loop().finally(() => { this.#running = false })
-  }
+  #kick (): void { this.#task.kick() }
 
-  async #loop (): Promise<void> {
-    do {
-      this.#again = false
-      try {
-        await this.#ensure()
-      } catch (err) {
-        // Retryable: the next new session (or reconnect re-read of our watch) kicks again.
-        if (!isRetryable(err)) this.#log.error({ err, path: this.path }, 'ephemeral node could not be created')
-      }
-    } while (this.#again && this.#state !== 'stopped')
+  async #step (): Promise<void> {
+    try {
+      await this.#ensure()
+    } catch (err) {
+      // Retryable: the next new session (or reconnect re-read of our watch) kicks again.
+      if (!isRetryable(err)) this.#log.error({ err, path: this.path }, 'ephemeral node could not be created')
+    }
   }
 
   async #ensure (): Promise<void> {
@@ -113,7 +115,12 @@ export class EphemeralNode extends EventEmitter {
     for (let attempt = 0; attempt < 5; attempt++) {
       const stat = await s.exists(this.path)
       if (stat !== null) {
-        if (stat.ephemeralOwner === me) { this.#setState('registered'); return }
+        if (stat.ephemeralOwner === me) {
+          // Ours, but perhaps from a create whose reply was lost before the ACL was set.
+          if (await this.#locked()) { this.#setState('registered'); return }
+          await this.#discard('ephemeral node has not the expected ACL; re-creating it')
+          continue
+        }
         if (s.ownsSession(stat.ephemeralOwner)) {
           // Left by our own expired session: it would vanish on its own later, taking our
           // registration with it, so replace it now.
@@ -127,10 +134,14 @@ export class EphemeralNode extends EventEmitter {
         this.#setState('conflict')
         return
       }
-      await s.mkdirp(posix.dirname(this.path))
+      if (this.#opts.beforeCreate !== undefined) await this.#opts.beforeCreate()
+      else await s.mkdirp(posix.dirname(this.path))
       try {
         await s.create(this.path, this.#opts.data(this.#last?.data), CreateMode.EPHEMERAL)
-        if (this.#opts.acl !== undefined) await s.setAcl(this.path, -1, this.#opts.acl)
+        if (!await this.#lock()) {
+          await this.#discard('ephemeral node was changed by someone else before its ACL was set; re-creating it')
+          continue
+        }
         this.#log.info({ path: this.path, sessionId: me }, 'ephemeral node created')
         this.#setState('registered')
         return
@@ -141,6 +152,53 @@ export class EphemeralNode extends EventEmitter {
       }
     }
   }
+
+  /**
+   * Sets the ACL on the node we just created, then checks its data. ACL version 0 makes the
+   * write conditional: if someone changed the ACL in between, BADVERSION (or NOAUTH, when
+   * their ACL shut us out) says so. Once our ACL is on, only its identities can write, so data
+   * that `verify` rejects was written in the window; false in both cases.
+   */
+  async #lock (): Promise<boolean> {
+    const acl = this.#opts.acl
+    if (acl === undefined) return true
+    try {
+      await this.#session.setAcl(this.path, 0, acl)
+    } catch (err) {
+      if (isTampered(err)) return false
+      throw err
+    }
+    return await this.#verified()
+  }
+
+  /** True when the node carries exactly our ACL and data we accept. */
+  async #locked (): Promise<boolean> {
+    const acl = this.#opts.acl
+    if (acl === undefined) return true
+    const { acl: actual } = await this.#session.getAcl(this.path)
+    return aclEquals(actual, acl) && await this.#verified()
+  }
+
+  async #verified (): Promise<boolean> {
+    if (this.#opts.verify === undefined) return true
+    try {
+      return this.#opts.verify((await this.#session.get(this.path)).data)
+    } catch (err) {
+      if (isGone(err)) return false
+      throw err
+    }
+  }
+
+  /** Deletes a node of ours that cannot be trusted; the caller's loop creates it again. */
+  async #discard (msg: string): Promise<void> {
+    this.#log.warn({ path: this.path }, msg)
+    try { await this.#session.delete(this.path, -1) } catch (err) { if (!isGone(err)) throw err }
+  }
+}
+
+function isTampered (err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code
+  return code === 'ZKPROXY_ERR_ZK_BAD_VERSION' || code === 'ZKPROXY_ERR_ZK_NO_AUTH' || code === 'ZKPROXY_ERR_ZK_NO_NODE'
 }
 
 function isGone (err: unknown): boolean {

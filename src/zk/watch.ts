@@ -8,6 +8,7 @@ import type { Logger } from 'pino'
 import { isRetryable } from './errors.js'
 import { WatchEventType, type NativeHandle, type RawWatcher, type Stat } from './native.js'
 import type { ZkSession } from './session.js'
+import { SerialTask } from './serial-task.js'
 
 export interface DataValue {
   readonly data: Buffer
@@ -27,9 +28,8 @@ abstract class ReArmedWatch<T> implements Watch {
   readonly #log: Logger
   #armedGeneration = -1
   #token = 0
-  #running = false
-  #again = false
   #closed = false
+  readonly #task = new SerialTask(async () => { await this.#step() }, () => this.#closed)
   #delivered = false
   #lastKey: string | undefined
   #retryTimer: NodeJS.Timeout | undefined
@@ -55,28 +55,20 @@ abstract class ReArmedWatch<T> implements Watch {
   /** A comparable identity of a value (versions, not contents, where ZooKeeper gives them). */
   protected abstract key (value: T | null): string
 
-  #kick (): void {
-    if (this.#closed) return
-    if (this.#running) { this.#again = true; return }
-    this.#running = true
-    void this.#loop().finally(() => { this.#running = false })
-  }
+  #kick (): void { this.#task.kick() }
 
-  async #loop (): Promise<void> {
-    do {
-      this.#again = false
-      try {
-        await this.#readOnce()
-      } catch (err) {
-        // Connection trouble: the next 'connected' event kicks us again. Anything else
-        // (e.g. no read permission) is logged and retried on a slow timer.
-        if (!isRetryable(err) && !this.#closed) {
-          this.#log.warn({ err, path: this.path }, 'zookeeper watch read failed; retrying')
-          clearTimeout(this.#retryTimer)
-          this.#retryTimer = setTimeout(() => { this.#kick() }, RETRY_AFTER_ERROR_MS)
-        }
+  async #step (): Promise<void> {
+    try {
+      await this.#readOnce()
+    } catch (err) {
+      // Connection trouble: the next 'connected' event kicks us again. Anything else
+      // (e.g. no read permission) is logged and retried on a slow timer.
+      if (!isRetryable(err) && !this.#closed) {
+        this.#log.warn({ err, path: this.path }, 'zookeeper watch read failed; retrying')
+        clearTimeout(this.#retryTimer)
+        this.#retryTimer = setTimeout(() => { this.#kick() }, RETRY_AFTER_ERROR_MS)
       }
-    } while (this.#again && !this.#closed)
+    }
   }
 
   async #readOnce (): Promise<void> {
