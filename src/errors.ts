@@ -68,3 +68,22 @@ export function createError (code: ErrorCode, detail?: string, cause?: unknown):
 export function hasCode (err: unknown, code: ErrorCode): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code
 }
+
+// The OS's listen errors, translated once for every listener (public, admin, replica).
+const LISTEN_REASONS: Record<string, (host: string, port: number) => string> = {
+  EADDRINUSE: (host, port) => `port ${port} in use on ${host}`,
+  EACCES: (host, port) => `no permission to listen on ${host}:${port}`,
+  EADDRNOTAVAIL: (host) => `${host} is not an address of this machine`,
+  ENOTFOUND: (host) => `${host} is not an address of this machine`,
+  EAI_AGAIN: (host) => `${host} could not be resolved`
+}
+
+/**
+ * A listener that could not start, as one line naming the flag: `--listen 0.0.0.0:80: no
+ * permission to listen on 0.0.0.0:80`. Errors other than the OS's listen errors pass through.
+ */
+export function listenError (err: unknown, code: 'ZKPROXY_ERR_PROXY_LISTEN' | 'ZKPROXY_ERR_REPLICA_LISTEN', flag: string, host: string, port: number): Error {
+  const reason = LISTEN_REASONS[(err as { code?: string } | null)?.code ?? '']
+  if (reason === undefined) return err instanceof Error ? err : new Error(String(err))
+  return createError(code, `${flag} ${host}:${port}: ${reason(host, port)}`, err)
+}

@@ -6,7 +6,7 @@ import fastify, { LogController } from 'fastify'
 import type { Logger } from 'pino'
 import type { HostPort } from '../config.js'
 import type { Snapshot } from '../registry/target-set.js'
-import { createError } from '../errors.js'
+import { listenError } from '../errors.js'
 import type { ProxyMetrics, RuntimeView } from './metrics.js'
 import { dashboardState, health, targetRows } from './state.js'
 import { dashboardPage } from './dashboard.js'
@@ -137,11 +137,7 @@ export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
     await app.listen({ host: opts.listen.host, port: opts.listen.port })
   } catch (err) {
     await app.close()
-    const code = (err as { code?: string }).code
-    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      throw createError('ZKPROXY_ERR_PROXY_LISTEN', `--admin ${opts.listen.host}:${opts.listen.port}: ${code}`, err)
-    }
-    throw err
+    throw listenError(err, 'ZKPROXY_ERR_PROXY_LISTEN', '--admin', opts.listen.host, opts.listen.port)
   }
   const a = app.server.address()
   if (a === null || typeof a === 'string') throw new Error('admin listener has no address')

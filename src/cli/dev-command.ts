@@ -16,6 +16,7 @@ import type { Logger } from 'pino'
 import { Command, commandOptions, devConfig, proxyConfig, type DevConfig, type HostPort } from '../config.js'
 import { findZooKeeper, startStandalone, type StandaloneZooKeeper } from '../dev/zookeeper-launcher.js'
 import type { CliContext } from './lifecycle.js'
+import { bounded } from './time.js'
 import { startProxy, type ProxyRuntime } from './proxy-runtime.js'
 
 const MAIN_JS = fileURLToPath(new URL('./main.js', import.meta.url))
@@ -274,13 +275,6 @@ function localUrl (url: string): string {
   if (u.hostname === '0.0.0.0') u.hostname = '127.0.0.1'
   if (u.hostname === '[::]') u.hostname = '[::1]'
   return u.href
-}
-
-async function bounded (p: Promise<void> | undefined, ms: number): Promise<void> {
-  if (p === undefined) return
-  let timer: NodeJS.Timeout | undefined
-  await Promise.race([p, new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })])
-  clearTimeout(timer)
 }
 
 function formatSummary (s: Summary): string {

@@ -6,7 +6,7 @@ import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import type { ProxyConfig } from '../config.js'
-import { createError } from '../errors.js'
+import { listenError } from '../errors.js'
 import { EphemeralNode, ZkSession } from '../zk/index.js'
 import { TargetSet, type Snapshot } from '../registry/target-set.js'
 import { RequestCounter } from '../registry/request-counter.js'
@@ -16,6 +16,7 @@ import { CacheLayer } from '../proxy/cache-layer.js'
 import { watchRevision } from '../registry/cache-age.js'
 import { ProxyMetrics } from '../admin/metrics.js'
 import { startAdmin, type AdminServer } from '../admin/server.js'
+import { delay } from './time.js'
 
 export interface ProxyRuntime {
   readonly url: string
@@ -121,11 +122,7 @@ async function listen (app: FastifyInstance, cfg: ProxyConfig): Promise<string> 
   try {
     await app.listen({ host: cfg.listen.host, port: cfg.listen.port })
   } catch (err) {
-    const code = (err as { code?: string }).code
-    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      throw createError('ZKPROXY_ERR_PROXY_LISTEN', `--listen ${cfg.listen.host}:${cfg.listen.port}: ${code}`, err)
-    }
-    throw err
+    throw listenError(err, 'ZKPROXY_ERR_PROXY_LISTEN', '--listen', cfg.listen.host, cfg.listen.port)
   }
   const a = app.server.address()
   if (a === null || typeof a === 'string') throw new Error('listener has no address')
@@ -137,8 +134,4 @@ function advertise (url: string): string {
   const u = new URL(url)
   if (u.hostname === '0.0.0.0' || u.hostname === '[::]') u.hostname = hostname()
   return u.origin
-}
-
-async function delay (ms: number): Promise<void> {
-  await new Promise<void>(resolve => setTimeout(resolve, ms).unref())
 }

@@ -9,6 +9,7 @@ import { contentRevision } from '../registry/revision.js'
 import { HealthChecker, probeHttp, type CheckEvent } from '../replica/health-checker.js'
 import { ZkSession } from '../zk/index.js'
 import type { CliContext } from './lifecycle.js'
+import { bounded } from './time.js'
 
 // See replica-command.ts: a hung ZooKeeper must not hold up shutdown.
 const DEREGISTER_BOUND_MS = 5000
@@ -72,14 +73,4 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
     await session.close()
     log.info({ name }, 'register stopped')
   })
-}
-
-async function bounded (p: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
-  const limit = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })
-  try {
-    await Promise.race([p, limit])
-  } finally {
-    clearTimeout(timer)
-  }
 }

@@ -10,13 +10,14 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { replicaConfig, type ReplicaConfig } from '../config.js'
-import { createError } from '../errors.js'
+import { createError, listenError } from '../errors.js'
 import { defaultTargetName } from '../registry/codec.js'
 import { Registration } from '../registry/registration.js'
 import { contentRevision } from '../registry/revision.js'
 import { createStaticServer } from '../replica/static-server.js'
 import { ZkSession } from '../zk/index.js'
 import type { CliContext } from './lifecycle.js'
+import { bounded } from './time.js'
 
 // After the drain, requests still running get this long before their connections are cut.
 const CLOSE_GRACE_MS = 1000
@@ -119,7 +120,7 @@ async function listenStatic (config: ReplicaConfig, advertised: string, log: Log
       await app.close().catch(() => {})
       const code = (err as { code?: string }).code
       if (config.port === 0 && code === 'EADDRINUSE' && attempt < PICK_PORT_ATTEMPTS) continue
-      throw listenError(err, config.host, port)
+      throw listenError(err, 'ZKPROXY_ERR_REPLICA_LISTEN', '--port', config.host, port)
     }
   }
 }
@@ -135,22 +136,10 @@ async function pickPort (host: string): Promise<number> {
     if (addr === null || typeof addr === 'string') throw new Error('no port')
     return addr.port
   } catch (err) {
-    throw listenError(err, host, 0)
+    throw listenError(err, 'ZKPROXY_ERR_REPLICA_LISTEN', '--host', host, 0)
   } finally {
     await new Promise<void>((resolve) => { probe.close(() => { resolve() }) })
   }
-}
-
-function listenError (err: unknown, host: string, port: number): Error {
-  const code = (err as { code?: string }).code
-  const detail = code === 'EADDRINUSE'
-    ? `port ${port} in use on ${host}`
-    : code === 'EACCES'
-      ? `no permission to listen on ${host}:${port}`
-      : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN'
-        ? `--host ${host} is not an address of this machine`
-        : `${host}:${port}: ${(err as Error).message}`
-  return createError('ZKPROXY_ERR_REPLICA_LISTEN', detail, err)
 }
 
 /** Stops accepting, lets running requests finish for a moment, then cuts what is left. */
@@ -158,16 +147,6 @@ async function closeServer (app: FastifyInstance): Promise<void> {
   const timer = setTimeout(() => { app.server.closeAllConnections() }, CLOSE_GRACE_MS)
   try {
     await app.close()
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-async function bounded (p: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
-  const limit = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })
-  try {
-    await Promise.race([p, limit])
   } finally {
     clearTimeout(timer)
   }

@@ -8,24 +8,16 @@ import fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import replyFrom from '@fastify/reply-from'
 import { Agent } from 'undici'
 import type { Logger } from 'pino'
+import type { ProxyConfig } from '../config.js'
 import type { Router } from './router.js'
 import { createForwarder, type ForwardHooks, type Respond } from './forward.js'
 import { checkRequest, normalizeRequestTarget } from './request-guard.js'
 import { bodyParser } from './body.js'
 import { sendProblem } from './answers.js'
 
-export interface ProxyLimits {
-  readonly attempts: number
-  readonly retryBodyLimitBytes: number
-  readonly bodyLimitBytes: number
-  readonly connectTimeoutMs: number
-  readonly headersTimeoutMs: number
-  readonly bodyTimeoutMs: number
-  readonly requestTimeoutMs: number
-  readonly keepAliveTimeoutMs: number
-  readonly maxHeaderBytes: number
-  readonly maxConnections: number
-}
+/** The proxy's limits, taken from its config (src/config.ts documents each flag). */
+export type ProxyLimits = Pick<ProxyConfig, 'attempts' | 'retryBodyLimitBytes' | 'bodyLimitBytes' | 'connectTimeoutMs' |
+'headersTimeoutMs' | 'bodyTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxHeaderBytes' | 'maxConnections'>
 
 /** A cache in front of the forwarder (src/proxy/cache-layer.ts); absent when --cache-ttl 0. */
 export interface CacheFront {
