@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config'
 
 // Three tiers (CONVENTIONS.md "Tests"): unit is pure and fast; integration talks to a real
-// ZooKeeper started by test/support; e2e runs the built CLI as processes.
+// ZooKeeper started by test/support; e2e runs the built CLI as processes. Security tests
+// (docs/security.md) are integration tests grouped by attack.
 export default defineConfig({
   test: {
     // Integration and e2e files share one machine (2 cores) and its ZooKeeper processes:
@@ -19,6 +20,16 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000
+        }
+      },
+      {
+        test: {
+          // One file per attack area (docs/security.md): real ZooKeeper, real sockets, and the
+          // built CLI where a start-up error is the point.
+          name: 'security',
+          include: ['test/security/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000
         }

@@ -8,6 +8,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { validateTargetName } from './registry/codec.js'
+import { DEFAULT_ALLOW_TARGETS } from './registry/address-policy.js'
+import type { RoleIdentities } from './registry/acl-policy.js'
+import { checkRoleCredential, parseAllowTargets, parseCidrs, parseRoleId, tlsFrom, zkAclFrom } from './config-security.js'
 
 // ---- value parsers (each throws InvalidArgumentError with a reason; commander names the flag) ----
 
@@ -109,6 +112,8 @@ function commonOptions (cmd: Command): Command {
     .addOption(opt('--cache-age-path <path>', 'znode holding the content revision', parseZnodePath, '/cacheAge'))
     .addOption(opt('--zk-auth <scheme:credential>', 'ZooKeeper auth, e.g. digest:user:password', parseZkAuth))
     .addOption(opt('--zk-auth-file <file>', 'read --zk-auth from a file (keeps secrets out of ps)'))
+    .addOption(opt('--zk-acl-replicas <scheme:id>', 'ACL mode: the replicas\' identity, e.g. digest:replica:HASH (docs/security.md)', parseRoleId))
+    .addOption(opt('--zk-acl-proxies <scheme:id>', 'ACL mode: the proxies\' identity, e.g. digest:proxy:HASH', parseRoleId))
     .addOption(opt('--log-level <level>', 'log level', (v) => {
       if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${LOG_LEVELS.join(', ')}`)
       return v as LogLevel
@@ -132,6 +137,8 @@ export interface CommonConfig {
   readonly targetsPath: string
   readonly cacheAgePath: string
   readonly zkAuth: readonly ZkAuth[]
+  /** ACL mode (both --zk-acl-* given), else undefined: nodes keep the open ACL. */
+  readonly zkAcl: RoleIdentities | undefined
   readonly logLevel: LogLevel
   readonly logPretty: boolean
 }
@@ -160,6 +167,14 @@ export interface ProxyConfig extends CommonConfig {
   readonly staleIfErrorSec: number
   readonly accessLog: boolean
   readonly drainMs: number
+  /** --allow-targets entries (see src/registry/address-policy.ts). */
+  readonly allowTargets: readonly string[]
+  /** --trust-proxy CIDRs: peers whose X-Forwarded-Proto/-Host are kept. */
+  readonly trustProxy: readonly string[]
+  /** --tls-cert/--tls-key (PEM files): the public listener speaks HTTPS. */
+  readonly tls: { readonly certFile: string, readonly keyFile: string } | undefined
+  /** --upstream-ca (PEM file): the CAs trusted for https:// targets instead of Node's. */
+  readonly upstreamCaFile: string | undefined
 }
 
 export interface ReplicaConfig extends CommonConfig {
@@ -228,6 +243,11 @@ export const commandOptions = {
     .addOption(opt('--cache-max-object-bytes <bytes>', 'larger responses stream through unstored', parseBytes, 1024 * 1024, '1MiB'))
     .addOption(opt('--stale-if-error <sec>', 'serve a stored response up to this long past expiry when every target fails', parseWholeNumber(0, 31_536_000), 0))
     .addOption(opt('--access-log', 'one log line per request'))
+    .addOption(opt('--allow-targets <list>', 'addresses traffic may go to: CIDRs, "private", "any", host names, *.suffix', parseAllowTargets, [...DEFAULT_ALLOW_TARGETS], DEFAULT_ALLOW_TARGETS.join(',')))
+    .addOption(opt('--trust-proxy <cidrs>', 'peers whose X-Forwarded-Proto/-Host are kept (default: none)', parseCidrs))
+    .addOption(opt('--tls-cert <file>', 'serve HTTPS on --listen with this certificate chain (PEM; needs --tls-key)'))
+    .addOption(opt('--tls-key <file>', 'private key for --tls-cert (PEM)'))
+    .addOption(opt('--upstream-ca <file>', 'CA certificates (PEM) trusted for https:// targets, instead of Node\'s bundled ones'))
     .addOption(opt('--drain-ms <ms>', 'on SIGTERM, time to finish in-flight requests', parseWholeNumber(0, 600_000), 5000)),
   replica: (cmd: Command) => commonOptions(cmd)
     .addOption(opt('--port <port>', 'port to serve on (0: any free port)', parseWholeNumber(0, 65535)).makeOptionMandatory())
@@ -286,22 +306,25 @@ function zkAuthFrom (raw: Raw): ZkAuth[] {
   return auth
 }
 
-function common (raw: Raw): CommonConfig {
-  return {
+function common (raw: Raw, role?: 'replicas' | 'proxies'): CommonConfig {
+  const c: CommonConfig = {
     zk: raw['zk'] as string,
     sessionTimeoutMs: raw['sessionTimeoutMs'] as number,
     targetsPath: raw['targetsPath'] as string,
     cacheAgePath: raw['cacheAgePath'] as string,
     zkAuth: zkAuthFrom(raw),
+    zkAcl: zkAclFrom(raw),
     logLevel: raw['logLevel'] as LogLevel,
     logPretty: raw['logPretty'] === true
   }
+  if (role !== undefined) checkRoleCredential(c, role)
+  return c
 }
 
 export function proxyConfig (raw: Raw): ProxyConfig {
   const admin = raw['admin']
   return deepFreeze({
-    ...common(raw),
+    ...common(raw, 'proxies'),
     listen: raw['listen'] as HostPort,
     admin: admin === 'off' ? undefined : admin as HostPort,
     proxiesPath: raw['proxiesPath'] as string,
@@ -324,13 +347,17 @@ export function proxyConfig (raw: Raw): ProxyConfig {
     cacheMaxObjectBytes: raw['cacheMaxObjectBytes'] as number,
     staleIfErrorSec: raw['staleIfError'] as number,
     accessLog: raw['accessLog'] === true,
-    drainMs: raw['drainMs'] as number
+    drainMs: raw['drainMs'] as number,
+    allowTargets: raw['allowTargets'] as string[],
+    trustProxy: (raw['trustProxy'] as string[] | undefined) ?? [],
+    tls: tlsFrom(raw),
+    upstreamCaFile: raw['upstreamCa'] as string | undefined
   })
 }
 
 export function replicaConfig (raw: Raw): ReplicaConfig {
   return deepFreeze({
-    ...common(raw),
+    ...common(raw, 'replicas'),
     host: raw['host'] as string,
     port: raw['port'] as number,
     dir: raw['dir'] as string,
@@ -344,7 +371,7 @@ export function replicaConfig (raw: Raw): ReplicaConfig {
 
 export function registerConfig (raw: Raw): RegisterConfig {
   return deepFreeze({
-    ...common(raw),
+    ...common(raw, 'replicas'),
     url: raw['url'] as URL,
     name: raw['name'] as string | undefined,
     revision: raw['revision'] as string | undefined,

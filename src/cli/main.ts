@@ -41,7 +41,7 @@ async function main (argv: string[]): Promise<void> {
       const common = raw as Partial<CommonConfig> & { logLevel?: LogLevel, logPretty?: boolean }
       const logger = createLogger({ level: common.logLevel ?? 'info', pretty: common.logPretty === true || name === 'dev', cmd: name })
       const run = await spec.load()
-      await run(raw, createContext(logger))
+      await run(raw, createContext(logger, name))
     })
   }
 

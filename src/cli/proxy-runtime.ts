@@ -17,6 +17,8 @@ import { watchRevision } from '../registry/cache-age.js'
 import { ProxyMetrics } from '../admin/metrics.js'
 import { startAdmin, type AdminServer } from '../admin/server.js'
 import { delay } from './time.js'
+import { nodeAcls, securePath } from '../registry/acl-policy.js'
+import { loadTls, selfAddresses, targetAdmission, trustedPeers } from './proxy-security.js'
 
 export interface ProxyRuntime {
   readonly url: string
@@ -34,13 +36,16 @@ export interface ProxyRuntime {
 }
 
 export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyRuntime> {
+  const tlsMaterial = await loadTls(cfg)
+  const trustForwarded = trustedPeers(cfg)
   const session = new ZkSession({ connect: cfg.zk, sessionTimeoutMs: cfg.sessionTimeoutMs, logger: log, auth: cfg.zkAuth })
   const counter = new RequestCounter({ session, targetsPath: cfg.targetsPath, flushMs: cfg.countFlushMs, logger: log })
   const router = new Router({
     // counter.update() runs before router.update() for every snapshot, so the cell exists.
     countFor: (t) => counter.cell(t.name) ?? (() => { throw new Error(`no count cell for ${t.name}`) })()
   })
-  const targets = new TargetSet({ session, targetsPath: cfg.targetsPath, logger: log })
+  const admission = targetAdmission(cfg, session, () => targets, log)
+  const targets = new TargetSet({ session, targetsPath: cfg.targetsPath, logger: log, admit: admission.admit })
   targets.on('snapshot', (snap: Snapshot) => {
     counter.update(snap.targets)
     router.update(snap.targets)
@@ -58,7 +63,8 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
       staleIfErrorSec: cfg.staleIfErrorSec,
       coalesceTimeoutMs: cfg.headersTimeoutMs,
       logger: log,
-      metrics: metrics.cacheSink
+      metrics: metrics.cacheSink,
+      ...(trustForwarded === undefined ? {} : { trustForwarded })
     })
     : undefined
   // Clear the cache when the content revision changes to a different value (not on the
@@ -73,10 +79,12 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     logger: log,
     limits: cfg,
     accessLog: cfg.accessLog,
-    hooks: metrics.forwardHooks,
+    // trustForwarded rides in `hooks` because that is what reaches the forwarder (forward.ts).
+    hooks: trustForwarded === undefined ? metrics.forwardHooks : { ...metrics.forwardHooks, trustForwarded },
+    ...tlsMaterial,
     ...(cache === undefined ? {} : { cache })
   })
-  const url = await listen(app, cfg)
+  const url = await listen(app, cfg, tlsMaterial.tls !== undefined)
   const id = cfg.id ?? `${hostname()}:${new URL(url).port}`
   const runtimeView = { url, id, session, router, counter, targets, cache }
   metrics.observe(runtimeView)
@@ -90,14 +98,20 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     await app.close()
     throw err
   }
+  // Targets are judged once the ports are known (port 0 picks them at listen time).
+  const listeners = [{ host: cfg.listen.host, port: Number(new URL(url).port) }]
+  if (admin !== undefined && cfg.admin !== undefined) listeners.push({ host: cfg.admin.host, port: Number(new URL(admin.url).port) })
+  admission.start(selfAddresses(listeners))
   session.start()
   counter.start()
   targets.start()
 
   // What `zkproxy status` shows: a wildcard listen address is advertised by host name.
   const advertised = advertise(url)
+  const acls = cfg.zkAcl === undefined ? undefined : nodeAcls(cfg.zkAcl)
   const announce = new EphemeralNode(session, `${cfg.proxiesPath}/${id}`, {
     logger: log,
+    ...(acls === undefined ? {} : { acl: acls.proxies, beforeCreate: async () => { await securePath(session, cfg.proxiesPath, acls.proxies, { logger: log }) } }),
     data: () => Buffer.from(JSON.stringify({ url: advertised, admin: admin?.url ?? null, pid: process.pid, startedAt: new Date().toISOString() }))
   }).start()
   log.info({ url, id, admin: admin?.url, zk: cfg.zk }, 'proxy listening')
@@ -111,6 +125,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     await announce.stop()
     revisionWatch.close()
     targets.close()
+    admission.close()
     cache?.close()
     await admin?.close()
     await session.close()
@@ -118,7 +133,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   return { url, id, app, session, router, counter, targets, cache, metrics, admin, stop: async () => { stopping ??= stop(); await stopping } }
 }
 
-async function listen (app: FastifyInstance, cfg: ProxyConfig): Promise<string> {
+async function listen (app: FastifyInstance, cfg: ProxyConfig, tls: boolean): Promise<string> {
   try {
     await app.listen({ host: cfg.listen.host, port: cfg.listen.port })
   } catch (err) {
@@ -127,7 +142,7 @@ async function listen (app: FastifyInstance, cfg: ProxyConfig): Promise<string> 
   const a = app.server.address()
   if (a === null || typeof a === 'string') throw new Error('listener has no address')
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
-  return `http://${host}:${a.port}`
+  return `${tls ? 'https' : 'http'}://${host}:${a.port}`
 }
 
 function advertise (url: string): string {

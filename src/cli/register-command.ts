@@ -5,11 +5,13 @@ import { createError } from '../errors.js'
 import { registerConfig } from '../config.js'
 import { defaultTargetName } from '../registry/codec.js'
 import { Registration } from '../registry/registration.js'
+import { nodeAcls } from '../registry/acl-policy.js'
 import { contentRevision } from '../registry/revision.js'
 import { HealthChecker, probeHttp, type CheckEvent } from '../replica/health-checker.js'
 import { ZkSession } from '../zk/index.js'
 import type { CliContext } from './lifecycle.js'
 import { bounded } from './time.js'
+import { exitOnAuthFailure } from './zk-auth.js'
 
 // See replica-command.ts: a hung ZooKeeper must not hold up shutdown.
 const DEREGISTER_BOUND_MS = 5000
@@ -30,8 +32,9 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
 
   // Built (not started) first: it validates name, url and revision before anything is logged.
   const session = new ZkSession({ connect: config.zk, sessionTimeoutMs: config.sessionTimeoutMs, logger: log, auth: config.zkAuth })
+  const acls = config.zkAcl === undefined ? undefined : nodeAcls(config.zkAcl)
   const registration = new Registration({
-    session, targetsPath: config.targetsPath, cacheAgePath: config.cacheAgePath, name, url, revision: rev.revision, startedAt, logger: log
+    session, targetsPath: config.targetsPath, cacheAgePath: config.cacheAgePath, name, url, revision: rev.revision, startedAt, logger: log, acls
   })
 
   // Registering a backend that is not there would send proxies to a dead origin: any HTTP
@@ -44,6 +47,7 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
 
   log.info({ url, name, healthPath: config.healthPath, revision: rev.revision, revisionSource: rev.source, pid: process.pid }, 'register running')
   session.start()
+  exitOnAuthFailure(session, ctx, config.zkAuth.map(a => a.scheme))
   let checker: HealthChecker | undefined
   if (config.healthPath === undefined) {
     registration.start()

@@ -13,11 +13,13 @@ import { replicaConfig, type ReplicaConfig } from '../config.js'
 import { createError, listenError } from '../errors.js'
 import { defaultTargetName } from '../registry/codec.js'
 import { Registration } from '../registry/registration.js'
+import { nodeAcls } from '../registry/acl-policy.js'
 import { contentRevision } from '../registry/revision.js'
 import { createStaticServer } from '../replica/static-server.js'
 import { ZkSession } from '../zk/index.js'
 import type { CliContext } from './lifecycle.js'
 import { bounded } from './time.js'
+import { exitOnAuthFailure } from './zk-auth.js'
 
 // After the drain, requests still running get this long before their connections are cut.
 const CLOSE_GRACE_MS = 1000
@@ -48,8 +50,9 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
   const session = new ZkSession({ connect: config.zk, sessionTimeoutMs: config.sessionTimeoutMs, logger: log, auth: config.zkAuth })
   let registration: Registration
   try {
+    const acls = config.zkAcl === undefined ? undefined : nodeAcls(config.zkAcl)
     registration = new Registration({
-      session, targetsPath: config.targetsPath, cacheAgePath: config.cacheAgePath, name, url, revision: rev.revision, startedAt, logger: log
+      session, targetsPath: config.targetsPath, cacheAgePath: config.cacheAgePath, name, url, revision: rev.revision, startedAt, logger: log, acls
     })
   } catch (err) {
     await app.close()
@@ -57,6 +60,7 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
   }
   log.info({ url, name, dir: config.dir, revision: rev.revision, revisionSource: rev.source, pid: process.pid }, 'replica listening')
   session.start()
+  exitOnAuthFailure(session, ctx, config.zkAuth.map(a => a.scheme))
   registration.start()
 
   if (config.exitWithParent) watchParent(() => { process.kill(process.pid, 'SIGTERM') })

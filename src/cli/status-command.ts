@@ -55,6 +55,7 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
     // A new session is sync()ed before it reports connected, so the reads below are not a
     // lagging follower's view.
     await session.waitConnected(cfg.timeoutMs).catch((err: unknown) => {
+      if ((err as { code?: string }).code === 'ZKPROXY_ERR_ZK_AUTH_FAILED') throw new Error(`--zk-auth: ZooKeeper refused the credentials at ${cfg.zk}`, { cause: err })
       throw new Error(`cannot reach ZooKeeper at ${cfg.zk} within ${cfg.timeoutMs} ms (is it running? check --zk / ZK_CONNECT)`, { cause: err })
     })
     report = await withDeadline(readStatus(session, cfg, Date.now()), cfg.timeoutMs, `reading from ZooKeeper at ${cfg.zk} took longer than ${cfg.timeoutMs} ms`)

@@ -66,7 +66,10 @@ export async function buildProxyApp (opts: ProxyAppOptions): Promise<FastifyInst
     headersTimeout: Math.min(limits.requestTimeoutMs, 20_000),
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     requireHostHeader: true,
-    joinDuplicateHeaders: false
+    joinDuplicateHeaders: false,
+    // Node enforces headersTimeout/requestTimeout only when it sweeps its connections, every
+    // 30 s by default: a slowloris client would get up to 30 s more than --request-timeout-ms.
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.requestTimeoutMs / 4)))
   }
   let server: Server | undefined
   const app = fastify({

@@ -28,6 +28,8 @@ export interface MissFetcherOptions {
   readonly onStored: (entry: CachedEntry, prepared: PreparedResponse) => void
   /** Answers from a stale stored response if there is one (stale-if-error); true when it did. */
   readonly serveStale: (request: FastifyRequest, reply: FastifyReply) => boolean
+  /** --trust-proxy: whose X-Forwarded-Host the forwarder passes on as sent. */
+  readonly trustForwarded?: (peerAddress: string) => boolean
 }
 
 /** Misses for one URL in flight, and the last invalidation that happened while they were. */
@@ -111,7 +113,7 @@ export class MissFetcher {
     const opts = this.#opts
     const status = res.statusCode
     const now = opts.now()
-    const decision = evaluate(asSentUpstream(request), { status, headers: res.headers }, {
+    const decision = evaluate(asSentUpstream(request, this.#opts.trustForwarded), { status, headers: res.headers }, {
       cacheTtlSec: opts.cacheTtlSec, defaultTtlSec: opts.defaultTtlSec, now
     })
     const declared = res.headers['content-length']
@@ -151,8 +153,11 @@ export class MissFetcher {
  * X-Forwarded-Host with the downstream Host (headers.ts), so a value the client sent there
  * never reached the origin and must not make the response look poisonable.
  */
-function asSentUpstream (request: FastifyRequest): CacheRequest {
+function asSentUpstream (request: FastifyRequest, trust: ((peerAddress: string) => boolean) | undefined): CacheRequest {
   const h = request.headers
   if (h['x-forwarded-host'] === undefined) return request
+  // From a trusted peer it did reach the origin: a value other than Host makes the response
+  // unstorable (policy.ts), or one front client's X-Forwarded-Host would pick what all get.
+  if (trust?.(request.raw.socket.remoteAddress ?? '') === true) return request
   return { method: request.method, url: request.url, headers: { ...h, 'x-forwarded-host': h.host } }
 }

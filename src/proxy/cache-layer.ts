@@ -65,6 +65,8 @@ export interface CacheLayerOptions {
   readonly metrics?: CacheMetricsSink | undefined
   /** Clock in ms (tests); default Date.now. */
   readonly now?: () => number
+  /** --trust-proxy: peers whose X-Forwarded-Host reaches the origin as sent (forward.ts). */
+  readonly trustForwarded?: (peerAddress: string) => boolean
 }
 
 export interface CacheLayerStats extends CacheStats {
@@ -124,7 +126,8 @@ export class CacheLayer implements CacheFront {
         this.#stored++
         this.#sink.stored?.(entry.body.length)
       },
-      serveStale: (request, reply) => this.#serveStale(request, reply)
+      serveStale: (request, reply) => this.#serveStale(request, reply),
+      ...(opts.trustForwarded === undefined ? {} : { trustForwarded: opts.trustForwarded })
     })
     this.#pass = (_request, reply, res) => { reply.header('x-cache', 'MISS').send(res.stream) }
     const passOrStale: Respond = (request, reply, res, target) => {

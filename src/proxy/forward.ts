@@ -57,6 +57,12 @@ export interface ForwardHooks {
   onUpstreamResponse?: (t: LiveTarget, statusCode: number) => void
   /** The client has the whole upstream response (or went away); `durationMs` since the first attempt. */
   onComplete?: (t: LiveTarget, statusCode: number, durationMs: number) => void
+  /**
+   * Not a counter but a question (--trust-proxy): may this downstream peer's X-Forwarded-Proto
+   * and -Host be passed on as sent? Absent: nobody's are. It travels with the hooks because
+   * they are what buildProxyApp hands the forwarder.
+   */
+  trustForwarded?: (peerAddress: string) => boolean
 }
 
 export interface ForwardOptions {
@@ -111,8 +117,9 @@ export function sendNoTargets (reply: FastifyReply, hasView: boolean): void {
 export function createForwarder (opts: ForwardOptions): (request: FastifyRequest, reply: FastifyReply, respond?: Respond) => void {
   const { router, attempts, proto, hooks } = opts
   const log = opts.logger
+  const trust = hooks?.trustForwarded
   const rewriteRequestHeaders = (request: FastifyRequest, headers: Record<string, unknown>): Record<string, unknown> =>
-    upstreamRequestHeaders(request, headers as never, proto) as Record<string, unknown>
+    upstreamRequestHeaders(request, headers as never, proto, trust?.(request.raw.socket.remoteAddress ?? '') === true) as Record<string, unknown>
   const rewriteHeaders = (headers: Record<string, unknown>): Record<string, unknown> =>
     downstreamResponseHeaders(headers as never) as Record<string, unknown>
   const defaultRespond: Respond = (_req, reply, res) => { reply.send(res.stream) }

@@ -2,7 +2,7 @@
 // the Connection header names, belong to one connection and are never forwarded. The proxy
 // adds X-Forwarded-For (appended to: a client's value is kept but never trusted as its
 // address), X-Forwarded-Proto and X-Forwarded-Host (set: what the client sent there is
-// replaced) and Via. Host: the target's host:port (what reply-from sets, like nginx's
+// replaced, unless the peer is a --trust-proxy address) and Via. Host: the target's host:port (what reply-from sets, like nginx's
 // default `proxy_set_header Host $proxy_host`); the client's Host travels in X-Forwarded-Host.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import type { FastifyRequest } from 'fastify'
@@ -32,16 +32,23 @@ function appendVia (existing: unknown): string {
  * Request headers for the upstream (reply-from's rewriteRequestHeaders). reply-from already
  * removed Connection and the names it lists, and set Host; we finish the job.
  */
-export function upstreamRequestHeaders (request: FastifyRequest, headers: IncomingHttpHeaders, proto: string): IncomingHttpHeaders {
+export function upstreamRequestHeaders (request: FastifyRequest, headers: IncomingHttpHeaders, proto: string, trustedPeer = false): IncomingHttpHeaders {
   // reply-from has already dropped the names listed in the client's Connection header.
   for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h]
   const client = request.raw.socket.remoteAddress ?? 'unknown'
   const xff = headers['x-forwarded-for']
   headers['x-forwarded-for'] = typeof xff === 'string' && xff !== '' ? `${xff}, ${client}` : client
-  headers['x-forwarded-proto'] = proto
+  // A trusted front proxy (--trust-proxy) knows the client's scheme and host; anyone else's
+  // values are replaced, so a client cannot claim https or another site to the origin.
+  if (!trustedPeer || typeof headers['x-forwarded-proto'] !== 'string') headers['x-forwarded-proto'] = proto
+  if (trustedPeer && typeof headers['x-forwarded-host'] === 'string') return withVia(headers)
   const host = request.headers.host
   if (host !== undefined) headers['x-forwarded-host'] = host
   else delete headers['x-forwarded-host']
+  return withVia(headers)
+}
+
+function withVia (headers: IncomingHttpHeaders): IncomingHttpHeaders {
   headers.via = appendVia(headers.via)
   return headers
 }

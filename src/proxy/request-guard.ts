@@ -6,17 +6,27 @@
 import type { IncomingMessage } from 'node:http'
 
 export interface Rejection {
-  readonly code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST' | 'ZKPROXY_ERR_PROXY_NOT_IMPLEMENTED'
+  readonly code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST' | 'ZKPROXY_ERR_PROXY_NOT_IMPLEMENTED' | 'ZKPROXY_ERR_PROXY_TOO_MANY_HEADERS'
   readonly message: string
 }
+
+/**
+ * Header fields accepted per request (HAProxy's tune.http.maxhdr is 101 with the request
+ * line). Node has no such error: past server.maxHeadersCount (~1000 here) it drops the rest
+ * silently, and --max-header-bytes counts names and values only, so 16 KiB holds thousands of
+ * tiny fields. A request at or past Node's cap may have lost fields: refuse it whole (431).
+ */
+export const MAX_HEADER_FIELDS = 100
 
 const DUPLICATE_HOST: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', message: 'more than one Host header (RFC 9112 §3.2)' }
 const TE_ON_HTTP10: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', message: 'Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)' }
 const TE_NOT_CHUNKED: Rejection = { code: 'ZKPROXY_ERR_PROXY_NOT_IMPLEMENTED', message: 'only Transfer-Encoding: chunked is supported (RFC 9112 §6.1)' }
 const DOT_SEGMENT: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', message: 'dot-segments ("." or "..") in the path are refused' }
+const TOO_MANY_HEADERS: Rejection = { code: 'ZKPROXY_ERR_PROXY_TOO_MANY_HEADERS', message: `more than ${MAX_HEADER_FIELDS} header fields` }
 
 export function checkRequest (req: IncomingMessage): Rejection | undefined {
   const raw = req.rawHeaders
+  if (raw.length > 2 * MAX_HEADER_FIELDS) return TOO_MANY_HEADERS
   let hosts = 0
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!

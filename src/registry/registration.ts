@@ -5,7 +5,8 @@
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { createError, hasCode } from '../errors.js'
-import { EphemeralNode, isRetryable, updateWithRetry, type ConnectedEvent, type DataValue, type EphemeralState, type SessionState, type ZkSession } from '../zk/index.js'
+import { EphemeralNode, isRetryable, updateWithRetry, type ConnectedEvent, type DataValue, type EphemeralOptions, type EphemeralState, type SessionState, type ZkSession } from '../zk/index.js'
+import { securePath, type NodeAcls } from './acl-policy.js'
 import { decodeTarget, encodeRevision, encodeTarget, validateTargetName, type TargetData } from './codec.js'
 import { writeRevision } from './revision.js'
 
@@ -27,6 +28,8 @@ export interface RegistrationOptions {
   readonly revision: string
   readonly startedAt?: Date
   readonly logger: Logger
+  /** With --zk-acl-*: the ACLs to put on the targets path, our node and /cacheAge. */
+  readonly acls?: NodeAcls | undefined
 }
 
 export interface RevisionEvent {
@@ -185,12 +188,32 @@ export class Registration extends EventEmitter {
       this.#log.warn({ err, path: this.#opts.targetsPath }, 'cannot read the other targets\' counts; using the last known minimum')
     }
     if (this.#node !== undefined || !this.#wanted) return true
-    const node = new EphemeralNode(this.#session, this.path, { data: (last) => this.#dataFor(last), logger: this.#log })
+    const node = new EphemeralNode(this.#session, this.path, { data: (last) => this.#dataFor(last), logger: this.#log, ...this.#secured() })
     node.on('state', (s: EphemeralState) => { if (node === this.#node && s === 'conflict') this.#setState('conflict') })
     node.on('data', (v: DataValue | null) => { if (node === this.#node) this.#onData(v) })
     this.#node = node
     node.start()
     return true
+  }
+
+  /**
+   * In ACL mode: the targets path is secured before each creation (children made while it was
+   * open are purged), our node gets its ACL right after create, and its data is read back to
+   * make sure nobody rewrote it in between (proxies only ever change `requests`).
+   */
+  #secured (): Pick<EphemeralOptions, 'acl' | 'verify' | 'beforeCreate'> {
+    const acls = this.#opts.acls
+    if (acls === undefined) return {}
+    return {
+      acl: acls.target,
+      verify: (data) => {
+        const t = decodeTarget(this.name, data)
+        return t.ok && t.target.url === this.url && t.target.revision === this.revision && t.target.startedAt === this.#startedAt
+      },
+      beforeCreate: async () => {
+        await securePath(this.#session, this.#opts.targetsPath, acls.targets, { purgeChildren: true, logger: this.#log })
+      }
+    }
   }
 
   #dataFor (last: Buffer | undefined): Buffer {
@@ -270,6 +293,12 @@ export class Registration extends EventEmitter {
         if (this.#revisionDone || !this.#wanted) return
         try {
           const changed = await writeRevision(this.#session, path, this.revision)
+          if (this.#opts.acls !== undefined) {
+            // Created with the open ACL: lock it, then write again in case someone slipped
+            // another revision in between (a no-op when the value is still ours).
+            await securePath(this.#session, path, this.#opts.acls.cacheAge, { logger: this.#log })
+            await writeRevision(this.#session, path, this.revision)
+          }
           this.#revisionDone = true
           this.#log.info({ path, revision: this.revision, changed }, changed ? 'content revision published' : 'content revision unchanged')
           this.emit('revision', { revision: this.revision, changed } satisfies RevisionEvent)

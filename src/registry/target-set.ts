@@ -34,9 +34,16 @@ export interface TargetSetOptions {
   readonly session: ZkSession
   readonly targetsPath: string
   readonly logger: Logger
-  /** Optional filter (e.g. an address policy); a reason rejects the target. */
-  readonly admit?: (t: TargetInfo) => string | undefined
+  /** Optional filter (an address policy, an ACL check); see Admission. */
+  readonly admit?: (t: TargetInfo) => Admission
 }
+
+/**
+ * What `admit` says about a target: undefined admits it; a string rejects it (logged once per
+ * znode version); `{ wait }` leaves it out without a warning until the filter has decided
+ * (e.g. its ACL is being read) and then calls `refresh()`.
+ */
+export type Admission = string | { readonly wait: string } | undefined
 
 interface Entry {
   readonly watch: Watch
@@ -62,6 +69,9 @@ export class TargetSet extends EventEmitter {
   }
 
   get snapshot (): Snapshot | undefined { return this.#snapshot }
+
+  /** Asks `admit` again about every target (its answer changed); emits if the view did. */
+  refresh (): void { this.#rebuild() }
 
   start (): this {
     this.#childrenWatch = watchChildren(this.#opts.session, this.#opts.targetsPath, (children) => { this.#onChildren(children ?? []) }, this.#log)
@@ -111,7 +121,7 @@ export class TargetSet extends EventEmitter {
     }
     targets.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
     const key = targets.map(t => `${t.name}@${t.generation}:${t.version}:${t.origin}:${t.requests}`).join('|') +
-      '#' + rejected.map(r => r.name).join('|')
+      '#' + rejected.map(r => `${r.name}:${r.reason}`).join('|')
     if (this.#snapshot !== undefined && key === this.#lastKey) return
     this.#lastKey = key
     const previous = this.#snapshot
@@ -123,7 +133,7 @@ export class TargetSet extends EventEmitter {
   #decode (name: string, value: DataValue): TargetInfo | string {
     const r = decodeTarget(name, value.data)
     const versionKey = `${value.stat.czxid}:${value.stat.version}`
-    let reason: string | undefined
+    let reason: Admission
     let info: TargetInfo | undefined
     if (!r.ok) {
       reason = r.reason
@@ -144,6 +154,10 @@ export class TargetSet extends EventEmitter {
     if (reason === undefined) {
       this.#warned.delete(name)
       return info!
+    }
+    if (typeof reason !== 'string') {
+      this.#log.debug({ target: name, reason: reason.wait }, 'target not admitted yet')
+      return reason.wait
     }
     if (this.#warned.get(name) !== versionKey) {
       this.#warned.set(name, versionKey)

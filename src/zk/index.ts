@@ -4,4 +4,5 @@ export { watchData, watchChildren, type DataValue, type Watch } from './watch.js
 export { EphemeralNode, type EphemeralState, type EphemeralOptions } from './ephemeral.js'
 export { updateWithRetry, type CasResult } from './cas.js'
 export { CreateMode, Perm, type Stat, type AclEntry } from './native.js'
+export { aclEquals, digestId, digestUser, entry, formatAcl, formatAclId, normalizeAcl, parseAclId, worldMay, type AclId } from './acl.js'
 export { isRetryable, ZkError, NoNodeError, NodeExistsError, BadVersionError, ConnectionLossError, SessionExpiredError, NoAuthError, AuthFailedError, ClosedError } from './errors.js'

@@ -52,7 +52,8 @@ interface NativeApi {
   a_sync (path: string, cb: (rc: number, err: string) => void): number
   add_auth (scheme: string, auth: string, cb: (rc: number, err: string) => void): number
   a_set_acl (path: string, version: number, acl: AclEntry[], cb: (rc: number, err: string) => void): number
-  a_get_acl (path: string, cb: (rc: number, err: string, acl: AclEntry[], stat: Stat) => void): number
+  // Read back as `perms` (the binding's own spelling), written as `perm`: see getAcl().
+  a_get_acl (path: string, cb: (rc: number, err: string, acl: Array<{ perms: number, scheme: string, auth: string }> | null, stat: Stat) => void): number
 }
 
 type NativeCtor = new (config: Record<string, unknown>) => NativeApi
@@ -179,7 +180,14 @@ export class NativeHandle extends EventEmitter {
     return this.#call('setAcl', path, done => this.#zk.a_set_acl(path, version, acl, code => done(code, undefined)))
   }
 
+  /**
+   * The node's ACL. The binding reads entries back as `{ perms }` but takes `{ perm }` in
+   * setAcl; both sides here speak `perm`. ZooKeeper shows a digest id's hash as `x` to a
+   * client without ADMIN on the node (`user:x`), so only an admin sees the real ids.
+   */
   getAcl (path: string): Promise<{ acl: AclEntry[], stat: Stat }> {
-    return this.#call('getAcl', path, done => this.#zk.a_get_acl(path, (code, _e, acl, stat) => done(code, { acl, stat })))
+    return this.#call('getAcl', path, done => this.#zk.a_get_acl(path, (code, _e, acl, stat) => {
+      done(code, { acl: (acl ?? []).map(a => ({ perm: a.perms, scheme: a.scheme, auth: a.auth })), stat })
+    }))
   }
 }

@@ -137,14 +137,31 @@ export class ZkSession extends EventEmitter {
     // follower's view (DESIGN.md "Known limits"). A failed sync only means we disconnected
     // again; the next 'connected' announces then.
     void this.#prepare(h).then(announce, (err: unknown) => {
+      if ((err as { code?: string }).code === 'ZKPROXY_ERR_ZK_AUTH_FAILED') {
+        // The server refused our credentials and closes the connection; every new session
+        // would be refused the same way, so stop here instead of reconnecting in a loop
+        // (measured: without this, an unknown scheme cycled expired → connecting forever).
+        this.#authFailed(h, err)
+        return
+      }
       this.#log.warn({ err }, 'zookeeper new-session preparation failed')
-      if ((err as { code?: string }).code !== 'ZKPROXY_ERR_ZK_AUTH_FAILED') announce()
+      announce()
     })
   }
 
   async #prepare (h: NativeHandle): Promise<void> {
     for (const a of this.#opts.auth ?? []) await h.addAuth(a.scheme, a.credential)
     await h.sync('/')
+  }
+
+  #authFailed (h: NativeHandle, err: unknown): void {
+    if (h !== this.#handle) return
+    clearTimeout(this.#lostTimer)
+    this.#handle = undefined
+    this.#established = false
+    h.close()
+    this.#log.error({ err, zk: { connect: this.#opts.connect, schemes: (this.#opts.auth ?? []).map(a => a.scheme) } }, 'zookeeper refused the credentials (--zk-auth)')
+    this.#setState('auth_failed')
   }
 
   #onConnecting (h: NativeHandle): void {
@@ -164,8 +181,7 @@ export class ZkSession extends EventEmitter {
   #onClosed (h: NativeHandle, code: number): void {
     if (h !== this.#handle || this.#stopped) return
     if (code === rc.AUTHFAILED) {
-      this.#handle = undefined
-      this.#setState('auth_failed')
+      this.#authFailed(h, zkError(code, 'session', this.#opts.connect))
       return
     }
     // Expiry, or the binding closing the handle on its own: both mean "new session".

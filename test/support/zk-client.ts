@@ -10,12 +10,20 @@ export const silentLogger: Logger = pino({ level: process.env['ZKPROXY_TEST_LOG'
 
 const open = new Set<ZkSession>()
 
-export async function connectSession (connect: string, opts: { sessionTimeoutMs?: number, logger?: Logger } = {}): Promise<ZkSession> {
+export interface ConnectOptions {
+  sessionTimeoutMs?: number
+  logger?: Logger
+  /** Credentials for every new session, e.g. [{ scheme: 'digest', credential: 'replica:pw' }]. */
+  auth?: ReadonlyArray<{ scheme: string, credential: string }>
+}
+
+export async function connectSession (connect: string, opts: ConnectOptions = {}): Promise<ZkSession> {
   const session = new ZkSession({
     connect,
     sessionTimeoutMs: opts.sessionTimeoutMs ?? 4000,
     logger: opts.logger ?? silentLogger,
-    backoff: { initialMs: 50, maxMs: 1000 }
+    backoff: { initialMs: 50, maxMs: 1000 },
+    ...(opts.auth === undefined ? {} : { auth: opts.auth })
   }).start()
   open.add(session)
   await session.waitConnected(ms(20_000))
@@ -23,6 +31,12 @@ export async function connectSession (connect: string, opts: { sessionTimeoutMs?
 }
 
 /** Starts a session without waiting for it (e.g. with ZooKeeper down). */
+/** Tracks a session built elsewhere (e.g. a subclass) so teardown closes it. */
+export function trackSession<T extends ZkSession> (session: T): T {
+  open.add(session)
+  return session
+}
+
 export function startSession (connect: string, sessionTimeoutMs = 4000): ZkSession {
   const session = new ZkSession({ connect, sessionTimeoutMs, logger: silentLogger, backoff: { initialMs: 50, maxMs: 1000 } }).start()
   open.add(session)
