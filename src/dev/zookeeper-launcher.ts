@@ -321,7 +321,8 @@ export async function writeOwner (dir: string, jvm: number | null): Promise<void
   await writeFile(join(dir, 'owner.json'), JSON.stringify(owner))
 }
 
-function alive (pid: number): boolean {
+/** True while a process with this PID exists (EPERM: it exists but is not ours). */
+export function alive (pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

@@ -6,6 +6,7 @@ import { runCli, startCli, type LogLine } from '../support/cli.js'
 import { stopAllTracked, type TrackedProcess } from '../support/processes.js'
 import { ms, until } from '../support/until.js'
 import { fourLetterWord } from '../support/zookeeper.js'
+import { alive } from '../../src/dev/zookeeper-launcher.js'
 
 interface DevSummary {
   proxy: string
@@ -13,15 +14,6 @@ interface DevSummary {
   zk: string
   zookeeperPid: number | null
   replicas: Array<{ name: string, url: string, pid: number }>
-}
-
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 // `zkproxy dev` starts its own ZooKeeper: an ensemble chosen for the tests must not redirect it.

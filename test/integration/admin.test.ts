@@ -1,26 +1,18 @@
 // The admin listener against a real ZooKeeper and real upstreams: health before and after the
 // first view (and while ZooKeeper is unreachable), the target list with an ejection, the
 // Prometheus text after traffic, the SSE feed, and that none of it is on the public listener.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { request } from 'undici'
-import { startZooKeeper, type ZkCluster } from '../support/zookeeper.js'
+import { useZooKeeper } from '../support/suite.js'
 import { ms, until, untilValue } from '../support/until.js'
-import { closeAllSessions, connectSession, uniquePath } from '../support/zk-client.js'
-import { closeAllBackends, startBackend } from '../support/backends.js'
-import { registerTarget, startTestProxy, stopAllProxies } from '../support/proxy.js'
+import { connectSession, uniquePath } from '../support/zk-client.js'
+import { startBackend } from '../support/backends.js'
+import { registerTarget, startTestProxy } from '../support/proxy.js'
 import { freePort } from '../support/ports.js'
 import type { ProxyRuntime } from '../../src/cli/proxy-runtime.js'
 import { CreateMode, type ZkSession } from '../../src/zk/index.js'
 
-let zk: ZkCluster
-
-beforeAll(async () => { zk = await startZooKeeper({ nodes: 1 }) })
-afterAll(async () => { await zk?.stop() })
-afterEach(async () => {
-  await stopAllProxies()
-  await closeAllBackends()
-  await closeAllSessions()
-})
+const zkCluster = useZooKeeper()
 
 interface Answer { status: number, headers: Record<string, string | string[] | undefined>, text: string }
 
@@ -74,7 +66,7 @@ describe('GET /healthz', () => {
 
   it('is 200 "degraded" with a view but no target, and 200 "ok" once a target is registered', async () => {
     const path = uniquePath('targets')
-    const proxy = await startWithAdmin(zk.connectString, path)
+    const proxy = await startWithAdmin(zkCluster().connectString, path)
     const admin = adminUrl(proxy)
     const empty = await untilValue(async () => {
       const r = await json<{ status: string, reasons: string[] }>(`${admin}/healthz`)
@@ -84,7 +76,7 @@ describe('GET /healthz', () => {
     expect(empty.reasons.join(' ')).toMatch(/no target/)
 
     const b = await startBackend('a')
-    await registerTarget(await connectSession(zk.connectString), path, 'a', b.url)
+    await registerTarget(await connectSession(zkCluster().connectString), path, 'a', b.url)
     await until(async () => (await json<{ status: string }>(`${admin}/healthz`)).body.status === 'ok', { message: 'healthz ok' })
     expect((await json(`${admin}/healthz`)).body).toMatchObject({ status: 'ok', degraded: false, zookeeper: 'connected', view: true, targets: 1, routable: 1, reasons: [] })
   })
@@ -92,11 +84,11 @@ describe('GET /healthz', () => {
   it('stays 200 (degraded, "zookeeper": "suspended") while ZooKeeper is unreachable: static stability', async () => {
     const path = uniquePath('targets')
     const b = await startBackend('a')
-    await registerTarget(await connectSession(zk.connectString), path, 'a', b.url)
-    const proxy = await startWithAdmin(zk.connectString, path)
+    await registerTarget(await connectSession(zkCluster().connectString), path, 'a', b.url)
+    const proxy = await startWithAdmin(zkCluster().connectString, path)
     const admin = adminUrl(proxy)
     await until(async () => (await json<{ status: string }>(`${admin}/healthz`)).body.status === 'ok', { message: 'healthz ok' })
-    zk.pauseNode(0)
+    zkCluster().pauseNode(0)
     try {
       const h = await untilValue(async () => {
         const r = await json<{ zookeeper: string }>(`${admin}/healthz`)
@@ -106,7 +98,7 @@ describe('GET /healthz', () => {
       expect(h.body).toMatchObject({ status: 'degraded', degraded: true, zookeeper: 'suspended', view: true })
       expect((await get(`${proxy.url}/still-served`)).status).toBe(200)
     } finally {
-      zk.resumeNode(0)
+      zkCluster().resumeNode(0)
     }
     // The registering session may have expired with the pause (its target then left): only
     // the proxy's own connection is checked here.
@@ -118,11 +110,11 @@ describe('GET /targets', () => {
   it('lists every target with its count, revision and start time, and shows a refused target as ejected', async () => {
     const path = uniquePath('targets')
     const a = await startBackend('a')
-    const s = await connectSession(zk.connectString)
+    const s = await connectSession(zkCluster().connectString)
     const startedAt = '2026-01-02T03:04:05.000Z'
     await registerFull(s, path, 'a', a.url, 'rev-a', startedAt)
     await registerFull(s, path, 'dead', `http://127.0.0.1:${await freePort()}`, 'rev-d', startedAt)
-    const proxy = await startWithAdmin(zk.connectString, path, ['--cache-ttl', '0'])
+    const proxy = await startWithAdmin(zkCluster().connectString, path, ['--cache-ttl', '0'])
     const admin = adminUrl(proxy)
     await until(() => proxy.router.targets.length === 2, { message: 'two targets' })
 
@@ -162,10 +154,10 @@ describe('GET /metrics', () => {
       res.end(req.url === '/cached' ? cachedBody : 'dynamic')
     }
     const [a, b] = await Promise.all([startBackend('a', handler), startBackend('b', handler)])
-    const s = await connectSession(zk.connectString)
+    const s = await connectSession(zkCluster().connectString)
     await registerTarget(s, path, 'a', a.url)
     await registerTarget(s, path, 'b', b.url)
-    const proxy = await startWithAdmin(zk.connectString, path, ['--count-flush-ms', '50'])
+    const proxy = await startWithAdmin(zkCluster().connectString, path, ['--count-flush-ms', '50'])
     const admin = adminUrl(proxy)
     await until(() => proxy.router.targets.length === 2, { message: 'two targets' })
 
@@ -213,8 +205,8 @@ describe('isolation from the public listener', () => {
   it('forwards /metrics, /healthz and / on the public listener to a backend; admin answers only on its own port', async () => {
     const path = uniquePath('targets')
     const a = await startBackend('a')
-    await registerTarget(await connectSession(zk.connectString), path, 'a', a.url)
-    const proxy = await startWithAdmin(zk.connectString, path)
+    await registerTarget(await connectSession(zkCluster().connectString), path, 'a', a.url)
+    const proxy = await startWithAdmin(zkCluster().connectString, path)
     await until(() => proxy.router.targets.length === 1, { message: 'one target' })
     expect(new URL(adminUrl(proxy)).port).not.toBe(new URL(proxy.url).port)
     expect(new URL(adminUrl(proxy)).hostname).toBe('127.0.0.1')
@@ -230,7 +222,7 @@ describe('isolation from the public listener', () => {
 
 describe('GET / and GET /events', () => {
   it('serves one self-contained page with a strict content security policy', async () => {
-    const proxy = await startWithAdmin(zk.connectString, uniquePath('targets'))
+    const proxy = await startWithAdmin(zkCluster().connectString, uniquePath('targets'))
     const r = await get(`${adminUrl(proxy)}/`)
     expect(r.status).toBe(200)
     expect(r.headers['content-type']).toMatch(/^text\/html/)
@@ -243,7 +235,7 @@ describe('GET / and GET /events', () => {
 
   it('pushes the whole state at once and again within a second of a target registering; closing the proxy ends the stream', async () => {
     const path = uniquePath('targets')
-    const proxy = await startWithAdmin(zk.connectString, path)
+    const proxy = await startWithAdmin(zkCluster().connectString, path)
     await until(() => proxy.router.hasView, { message: 'first view' })
     const res = await request(`${adminUrl(proxy)}/events`)
     expect(res.statusCode).toBe(200)
@@ -266,7 +258,7 @@ describe('GET / and GET /events', () => {
     expect(states[0]).toMatchObject({ id: proxy.id, targets: [] })
 
     const b = await startBackend('a')
-    await registerTarget(await connectSession(zk.connectString), path, 'a', b.url)
+    await registerTarget(await connectSession(zkCluster().connectString), path, 'a', b.url)
     await until(() => states.at(-1)?.targets.length === 1, { timeoutMs: ms(1000), intervalMs: 10, message: 'pushed within 1 s' })
 
     await proxy.stop()

@@ -4,26 +4,18 @@
 // Rules: RFC 9111 §3 (storing), §4 (reuse, Vary, 304s, invalidation), §5.2 (Cache-Control),
 // RFC 5861 (stale-if-error), and DESIGN.md "Cache".
 import { Writable } from 'node:stream'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { request } from 'undici'
 import pino, { type Logger } from 'pino'
-import { startZooKeeper, type ZkCluster } from '../support/zookeeper.js'
+import { useZooKeeper } from '../support/suite.js'
 import { ms, until, untilValue } from '../support/until.js'
-import { closeAllSessions, connectSession, uniquePath } from '../support/zk-client.js'
-import { closeAllBackends, startBackend, type Backend, type Handler } from '../support/backends.js'
+import { connectSession, uniquePath } from '../support/zk-client.js'
+import { startBackend, type Backend, type Handler } from '../support/backends.js'
 import { readCount, registerTarget, startTestProxy, stopAllProxies } from '../support/proxy.js'
 import { expireSession, type ZkSession } from '../../src/zk/index.js'
 import type { ProxyRuntime } from '../../src/cli/proxy-runtime.js'
 
-let zk: ZkCluster
-
-beforeAll(async () => { zk = await startZooKeeper({ nodes: 1 }) })
-afterAll(async () => { await zk?.stop() })
-afterEach(async () => {
-  await stopAllProxies()
-  await closeAllBackends()
-  await closeAllSessions()
-})
+const zkCluster = useZooKeeper()
 
 type Headers = Record<string, string | string[] | undefined>
 interface Reply { status: number, body: string, headers: Headers }
@@ -88,10 +80,10 @@ async function setup (args: string[] = [], opts: { handler?: Handler, logger?: L
   const targetsPath = uniquePath('targets')
   const agePath = uniquePath('cacheAge')
   const backend = await startBackend('a', opts.handler ?? origin())
-  const session = await connectSession(zk.connectString, { sessionTimeoutMs: 10_000 })
+  const session = await connectSession(zkCluster().connectString, { sessionTimeoutMs: 10_000 })
   await registerTarget(session, targetsPath, 'a', backend.url)
   if (opts.revision !== undefined) await session.create(agePath, Buffer.from(opts.revision))
-  const proxy = await startTestProxy(zk.connectString, ['--targets-path', targetsPath, '--cache-age-path', agePath, ...args], opts.logger)
+  const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', targetsPath, '--cache-age-path', agePath, ...args], opts.logger)
   await until(() => proxy.router.targets.length === 1, { message: 'proxy sees the target' })
   return { proxy, backend, session, targetsPath, agePath, url: (path) => `${proxy.url}${path}` }
 }
@@ -547,7 +539,7 @@ describe('ZooKeeper and the cache', () => {
     const { url, session, agePath, proxy } = await setup([], { revision: 'before' })
     await send(url(`/exp${FRESH}`))
     const id = proxy.session.sessionId!
-    await expireSession(zk.connectString, { id, password: proxy.session.sessionPassword! })
+    await expireSession(zkCluster().connectString, { id, password: proxy.session.sessionPassword! })
     // Written while the proxy may still be reconnecting: the re-read on the new session sees it.
     await session.set(agePath, Buffer.from('after-expiry'), -1)
     await until(() => proxy.session.state === 'connected' && proxy.session.sessionId !== id, { timeoutMs: ms(20_000), message: 'new session' })
@@ -561,13 +553,13 @@ describe('ZooKeeper and the cache', () => {
   it('serves hits while ZooKeeper is down', async () => {
     const { url, backend, proxy } = await setup(['--session-timeout-ms', '10000'])
     await send(url(`/outage${FRESH}`))
-    await zk.stopNode(0)
+    await zkCluster().stopNode(0)
     try {
       await until(() => proxy.session.state === 'suspended', { message: 'proxy sees the outage' })
       for (let i = 0; i < 20; i++) expect((await send(url(`/outage${FRESH}`))).headers['x-cache']).toBe('HIT')
       expect(backend.hits()).toBe(1)
     } finally {
-      await zk.startNode(0)
+      await zkCluster().startNode(0)
     }
   })
 })

@@ -1,25 +1,17 @@
 // The proxy against a real ZooKeeper and real upstream servers: watch-driven membership,
 // least-used routing, batched counts (also with two proxies), failover and ejection, and the
 // 503/502 answers. Each test uses its own targets path so tests never see each other's nodes.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { request } from 'undici'
-import { startZooKeeper, type ZkCluster } from '../support/zookeeper.js'
+import { useZooKeeper } from '../support/suite.js'
 import { ms, until } from '../support/until.js'
-import { closeAllSessions, connectSession, uniquePath } from '../support/zk-client.js'
-import { closeAllBackends, startBackend } from '../support/backends.js'
-import { readCount, registerTarget, startTestProxy, stopAllProxies } from '../support/proxy.js'
+import { connectSession, uniquePath } from '../support/zk-client.js'
+import { startBackend } from '../support/backends.js'
+import { readCount, registerTarget, startTestProxy } from '../support/proxy.js'
 import { freePort } from '../support/ports.js'
 import { CreateMode, expireSession } from '../../src/zk/index.js'
 
-let zk: ZkCluster
-
-beforeAll(async () => { zk = await startZooKeeper({ nodes: 1 }) })
-afterAll(async () => { await zk?.stop() })
-afterEach(async () => {
-  await stopAllProxies()
-  await closeAllBackends()
-  await closeAllSessions()
-})
+const zkCluster = useZooKeeper()
 
 async function get (url: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string, headers: Record<string, string | string[] | undefined> }> {
   const r = await request(url, { headers })
@@ -29,14 +21,14 @@ async function get (url: string, headers: Record<string, string> = {}): Promise<
 describe('membership and routing', () => {
   it('answers 503 no_targets while nothing is registered, then routes to a target within a second of it registering', async () => {
     const path = uniquePath('targets')
-    const proxy = await startTestProxy(zk.connectString, ['--targets-path', path])
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path])
     await until(() => proxy.router.hasView, { message: 'first view' })
     const none = await get(`${proxy.url}/x`)
     expect(none.status).toBe(503)
     expect(JSON.parse(none.body)).toMatchObject({ error: 'no_targets' })
 
     const b = await startBackend('a')
-    const s = await connectSession(zk.connectString)
+    const s = await connectSession(zkCluster().connectString)
     const registeredAt = Date.now()
     await registerTarget(s, path, 'a', b.url)
     await until(async () => (await get(`${proxy.url}/x`)).status === 200, { timeoutMs: 1000, intervalMs: 10, message: 'routed within 1 s' })
@@ -46,10 +38,10 @@ describe('membership and routing', () => {
   it('spreads requests over two targets by least use, and the counts in ZooKeeper match the requests', async () => {
     const path = uniquePath('targets')
     const [a, b] = await Promise.all([startBackend('a'), startBackend('b')])
-    const s = await connectSession(zk.connectString)
+    const s = await connectSession(zkCluster().connectString)
     await registerTarget(s, path, 'a', a.url)
     await registerTarget(s, path, 'b', b.url)
-    const proxy = await startTestProxy(zk.connectString, ['--targets-path', path, '--count-flush-ms', '50'])
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--count-flush-ms', '50'])
     await until(() => proxy.router.targets.length === 2)
     for (let i = 0; i < 100; i++) expect((await get(`${proxy.url}/p${i}`)).status).toBe(200)
     // Least-used with counts taken at dispatch: strictly alternating, so an even split.
@@ -61,11 +53,11 @@ describe('membership and routing', () => {
   it('two proxies on shared targets lose no count under concurrent load', async () => {
     const path = uniquePath('targets')
     const [a, b] = await Promise.all([startBackend('a'), startBackend('b')])
-    const s = await connectSession(zk.connectString)
+    const s = await connectSession(zkCluster().connectString)
     await registerTarget(s, path, 'a', a.url)
     await registerTarget(s, path, 'b', b.url)
-    const p1 = await startTestProxy(zk.connectString, ['--targets-path', path, '--count-flush-ms', '20'])
-    const p2 = await startTestProxy(zk.connectString, ['--targets-path', path, '--count-flush-ms', '20'])
+    const p1 = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--count-flush-ms', '20'])
+    const p2 = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--count-flush-ms', '20'])
     await until(() => p1.router.targets.length === 2 && p2.router.targets.length === 2)
     const load = async (url: string, n: number): Promise<void> => {
       const workers = Array.from({ length: 10 }, async (_, w) => {
@@ -84,11 +76,11 @@ describe('membership and routing', () => {
   it('a joining target at the current minimum count is not flooded, and a garbage znode does not disturb routing', async () => {
     const path = uniquePath('targets')
     const [a, b] = await Promise.all([startBackend('a'), startBackend('b')])
-    const s = await connectSession(zk.connectString)
+    const s = await connectSession(zkCluster().connectString)
     await registerTarget(s, path, 'a', a.url, 1000)
     await s.create(`${path}/garbage`, Buffer.from('{not json'), CreateMode.EPHEMERAL)
     await s.create(`${path}/ftp`, Buffer.from(JSON.stringify({ url: 'ftp://127.0.0.1:21', requests: 0 })), CreateMode.EPHEMERAL)
-    const proxy = await startTestProxy(zk.connectString, ['--targets-path', path])
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path])
     await until(() => proxy.router.targets.length === 1)
     expect(proxy.targets.snapshot?.rejected.map(r => r.name).sort()).toEqual(['ftp', 'garbage'])
     await registerTarget(s, path, 'b', b.url, 1000)
@@ -101,10 +93,10 @@ describe('membership and routing', () => {
   it('reads the bare-integer target form with a host:port name and keeps that form when counting', async () => {
     const path = uniquePath('targets')
     const a = await startBackend('a')
-    const s = await connectSession(zk.connectString)
+    const s = await connectSession(zkCluster().connectString)
     await s.mkdirp(path)
     await s.create(`${path}/127.0.0.1:${a.port}`, Buffer.from('7'), CreateMode.EPHEMERAL)
-    const proxy = await startTestProxy(zk.connectString, ['--targets-path', path, '--count-flush-ms', '20'])
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--count-flush-ms', '20'])
     await until(() => proxy.router.targets.length === 1)
     expect((await get(`${proxy.url}/`)).status).toBe(200)
     await until(async () => (await s.get(`${path}/127.0.0.1:${a.port}`)).data.toString() === '8', { message: 'bare count 8' })
@@ -116,11 +108,11 @@ describe('failover and ejection', () => {
     const path = uniquePath('targets')
     const live = await startBackend('live')
     const deadPort = await freePort()
-    const s = await connectSession(zk.connectString)
+    const s = await connectSession(zkCluster().connectString)
     // The dead target has the lowest count, so it is chosen first.
     await registerTarget(s, path, 'dead', `http://127.0.0.1:${deadPort}`, 0)
     await registerTarget(s, path, 'live', live.url, 0)
-    const proxy = await startTestProxy(zk.connectString, ['--targets-path', path])
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path])
     await until(() => proxy.router.targets.length === 2)
     for (let i = 0; i < 20; i++) {
       const r = await get(`${proxy.url}/g${i}`)
@@ -139,9 +131,9 @@ describe('failover and ejection', () => {
 
   it('answers 502 upstream_failed when every attempt fails', async () => {
     const path = uniquePath('targets')
-    const s = await connectSession(zk.connectString)
+    const s = await connectSession(zkCluster().connectString)
     for (const n of ['x', 'y']) await registerTarget(s, path, n, `http://127.0.0.1:${await freePort()}`)
-    const proxy = await startTestProxy(zk.connectString, ['--targets-path', path])
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path])
     await until(() => proxy.router.targets.length === 2)
     const r = await get(`${proxy.url}/`)
     expect(r.status).toBe(502)
@@ -152,10 +144,10 @@ describe('failover and ejection', () => {
     const path = uniquePath('targets')
     const resetter = await startBackend('resetter', (req) => { req.socket.destroy() })
     const other = await startBackend('other')
-    const s = await connectSession(zk.connectString)
+    const s = await connectSession(zkCluster().connectString)
     await registerTarget(s, path, 'resetter', resetter.url, 0)
     await registerTarget(s, path, 'other', other.url, 5)
-    const proxy = await startTestProxy(zk.connectString, ['--targets-path', path])
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path])
     await until(() => proxy.router.targets.length === 2)
     const post = await request(`${proxy.url}/charge`, { method: 'POST', body: 'once' })
     expect(post.statusCode).toBe(502)
@@ -173,16 +165,16 @@ describe('ZooKeeper faults', () => {
   it('keeps routing with the last view while ZooKeeper is down, and flushes the counts after it returns', async () => {
     const path = uniquePath('targets')
     const a = await startBackend('a')
-    const s = await connectSession(zk.connectString, { sessionTimeoutMs: 10_000 })
+    const s = await connectSession(zkCluster().connectString, { sessionTimeoutMs: 10_000 })
     await registerTarget(s, path, 'a', a.url)
-    const proxy = await startTestProxy(zk.connectString, ['--targets-path', path, '--count-flush-ms', '20', '--session-timeout-ms', '10000'])
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--count-flush-ms', '20', '--session-timeout-ms', '10000'])
     await until(() => proxy.router.targets.length === 1)
-    await zk.stopNode(0)
+    await zkCluster().stopNode(0)
     try {
       await until(() => proxy.session.state === 'suspended', { message: 'proxy sees the outage' })
       for (let i = 0; i < 10; i++) expect((await get(`${proxy.url}/o${i}`)).status).toBe(200)
     } finally {
-      await zk.startNode(0)
+      await zkCluster().startNode(0)
     }
     await until(async () => (await readCount(s, `${path}/a`).catch(() => -1)) === 10, { timeoutMs: ms(20_000), message: 'counts flushed after reconnect' })
   })
@@ -190,12 +182,12 @@ describe('ZooKeeper faults', () => {
   it('after its session expires the proxy re-reads everything and sees targets added since', async () => {
     const path = uniquePath('targets')
     const [a, b] = await Promise.all([startBackend('a'), startBackend('b')])
-    const s = await connectSession(zk.connectString)
+    const s = await connectSession(zkCluster().connectString)
     await registerTarget(s, path, 'a', a.url)
-    const proxy = await startTestProxy(zk.connectString, ['--targets-path', path])
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path])
     await until(() => proxy.router.targets.length === 1)
     const id = proxy.session.sessionId!
-    await expireSession(zk.connectString, { id, password: proxy.session.sessionPassword! })
+    await expireSession(zkCluster().connectString, { id, password: proxy.session.sessionPassword! })
     await until(() => proxy.session.state === 'connected' && proxy.session.sessionId !== id, { timeoutMs: ms(20_000), message: 'new session' })
     await registerTarget(s, path, 'b', b.url)
     await until(() => proxy.router.targets.length === 2, { message: 'target added after expiry seen' })
