@@ -120,7 +120,11 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   const stop = async (): Promise<void> => {
     const closing = app.close()
     const drained = await Promise.race([closing.then(() => true), delay(cfg.drainMs).then(() => false)])
-    if (!drained) log.warn({ drainMs: cfg.drainMs }, 'drain period over; closing remaining connections')
+    if (!drained) {
+      log.warn({ drainMs: cfg.drainMs }, 'drain period over; closing remaining connections')
+      app.server.closeAllConnections()
+      await closing
+    }
     await counter.stop()
     await announce.stop()
     revisionWatch.close()

@@ -3,7 +3,7 @@
 // or chunked bodies stream straight to the target (not replayable, so not retried). Anything
 // over --body-limit is refused with 413: up front when Content-Length says so, or as soon as a
 // chunked body crosses the limit.
-import { Transform, type TransformCallback } from 'node:stream'
+import { Transform, pipeline, type TransformCallback } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import { createError } from '../errors.js'
 
@@ -13,6 +13,9 @@ export interface BodyLimits {
 }
 
 type Done = (err: Error | null, body?: unknown) => void
+
+// Errors travel with the limited stream itself (undici sees it destroyed).
+const ignore = (): void => {}
 
 function tooLarge (limit: number): Error {
   const err = createError('ZKPROXY_ERR_PROXY_BODY_TOO_LARGE', `limit is ${limit} bytes`)
@@ -44,6 +47,10 @@ export function bodyParser (limits: BodyLimits): (request: FastifyRequest, paylo
       return
     }
     if (length !== undefined) { done(null, payload); return } // Node enforces the length itself
-    done(null, payload.pipe(new LimitStream(limits.bodyLimitBytes)))
+    // pipeline(), not pipe(): a client that aborts mid-upload must end the upstream request
+    // too, or it would hold an upstream connection (and the in-flight count) forever.
+    const limited = new LimitStream(limits.bodyLimitBytes)
+    pipeline(payload, limited, ignore)
+    done(null, limited)
   }
 }

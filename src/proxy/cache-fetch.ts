@@ -81,7 +81,9 @@ export class MissFetcher {
     }
     // Covers every way the exchange can end without a stored result (client gone, upstream
     // error mid-body): waiters must never wait for a leader that will not report.
-    reply.raw.once('close', () => { finish(undefined) })
+    // A waiter whose client left while it waited has a response that is already closed.
+    if (reply.raw.closed) finish(undefined)
+    else reply.raw.once('close', () => { finish(undefined) })
     const mayStore = (): boolean =>
       this.#clearedAt <= startedAt && (inFlight === undefined || inFlight.invalidatedAt <= startedAt)
 

@@ -262,6 +262,8 @@ export class CacheLayer implements CacheFront {
       forward(this.#fetcher.respond(request, reply, undefined, true))
     }
     shared.then((prepared) => {
+      // The client went away while waiting: nothing to answer, nothing to fetch.
+      if (reply.raw.destroyed) return
       if (prepared === undefined) {
         own()
       } else if (variantMatches(prepared.entry, request)) {
@@ -278,7 +280,7 @@ export class CacheLayer implements CacheFront {
       } else {
         own()
       }
-    }, own) // a timed-out wait (longer than the upstream headers timeout) tries on its own
+    }, () => { if (!reply.raw.destroyed) own() }) // a timed-out wait tries on its own
   }
 
   /** Answers from a stored response: 304 when the request's validators match (RFC 9111 §4.3.2). */

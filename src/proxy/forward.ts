@@ -143,10 +143,22 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
     let n = 0
     // Only timed when someone listens: no clock read per request otherwise.
     const startedAt = hooks?.onComplete === undefined ? 0 : performance.now()
+    // The attempt in flight, ended exactly once: by its error, or when the client connection
+    // closes (response done, or the client went away, even before reply-from answered: it
+    // then calls neither onResponse nor onError).
+    let current: LiveTarget | undefined
+    let status = 0
+    reply.raw.once('close', () => {
+      if (current === undefined) return
+      router.end(current)
+      if (status !== 0) hooks?.onComplete?.(current, status, performance.now() - startedAt)
+      current = undefined
+    })
 
     const attempt = (t: LiveTarget): void => {
       n++
       router.begin(t)
+      current = t
       const fromOptions: OurFromOptions = {
         getUpstream: () => t.origin,
         rewriteRequestHeaders,
@@ -155,16 +167,15 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
         ...bodyOptions,
         onResponse: (req, rep, res) => {
           router.succeeded(t)
-          // In flight until the client has the whole response (or went away).
-          rep.raw.once('close', () => {
-            router.end(t)
-            hooks?.onComplete?.(t, res.statusCode, performance.now() - startedAt)
-          })
+          // Still in flight until the client has the whole response (the close listener above).
+          status = res.statusCode
           hooks?.onUpstreamResponse?.(t, res.statusCode)
           respond(req, rep, res, t)
         },
         onError: (rep, { error }) => {
+          if (current !== t) return // the client already went away and ended this attempt
           router.end(t)
+          current = undefined
           const stage = failureStage(error)
           if (stage === 'connect' || stage === 'sent') {
             const wasEjected = router.isEjected(t)

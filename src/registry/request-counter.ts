@@ -68,6 +68,9 @@ export class RequestCounter {
   /** Stops the timer and writes what is left (best effort; a lost connection keeps it unwritten). */
   async stop (): Promise<void> {
     clearInterval(this.#timer)
+    // A flush already running took its snapshot before the last requests: wait for it, then
+    // write what came after.
+    await this.#flushing
     await this.flush()
   }
 

@@ -48,6 +48,8 @@ export type Admission = string | { readonly wait: string } | undefined
 interface Entry {
   readonly watch: Watch
   value: DataValue | null | undefined
+  /** Set while the znode cannot be read (e.g. an ACL that shuts us out): listed as rejected. */
+  unreadable?: string | undefined
 }
 
 /** Events: 'snapshot' (Snapshot). `snapshot` is undefined until the first complete read. */
@@ -100,8 +102,14 @@ export class TargetSet extends EventEmitter {
       this.#entries.set(name, entry)
       ;(entry as { watch: Watch }).watch = watchData(this.#opts.session, `${this.#opts.targetsPath}/${name}`, (value) => {
         entry.value = value
+        entry.unreadable = undefined
         this.#rebuild()
-      }, this.#log)
+      }, this.#log, (err) => {
+        // One unreadable child must not freeze the whole view (the rebuild waits for every
+        // child's first read): it is rejected until a read succeeds.
+        entry.unreadable = (err as { code?: string }).code ?? 'unreadable'
+        this.#rebuild()
+      })
     }
     this.#rebuild()
   }
@@ -110,10 +118,14 @@ export class TargetSet extends EventEmitter {
     if (!this.#childrenKnown) return
     // Wait until every listed child has been read once, so start-up emits one full view
     // instead of a growing series of partial ones.
-    for (const e of this.#entries.values()) if (e.value === undefined) return
+    for (const e of this.#entries.values()) if (e.value === undefined && e.unreadable === undefined) return
     const targets: TargetInfo[] = []
     const rejected: Array<{ name: string, reason: string }> = []
     for (const [name, e] of this.#entries) {
+      if (e.unreadable !== undefined) {
+        rejected.push({ name, reason: `znode cannot be read (${e.unreadable})` })
+        continue
+      }
       if (e.value === null || e.value === undefined) continue // deleted; the children watch follows
       const t = this.#decode(name, e.value)
       if (typeof t === 'string') rejected.push({ name, reason: t })

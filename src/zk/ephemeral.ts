@@ -83,7 +83,8 @@ export class EphemeralNode extends EventEmitter {
   }
 
   #setState (s: EphemeralState): void {
-    if (this.#state === s) return
+    // stop() is final: a create that was still running when it came must not revive us.
+    if (this.#state === s || this.#state === 'stopped') return
     this.#state = s
     this.emit('state', s)
   }
@@ -138,6 +139,11 @@ export class EphemeralNode extends EventEmitter {
       else await s.mkdirp(posix.dirname(this.path))
       try {
         await s.create(this.path, this.#opts.data(this.#last?.data), CreateMode.EPHEMERAL)
+        if ((this.#state as EphemeralState) === 'stopped') {
+          // stop() ran while this create was on its way and found nothing to delete.
+          await s.delete(this.path, -1).catch(() => {})
+          return
+        }
         if (!await this.#lock()) {
           await this.#discard('ephemeral node was changed by someone else before its ACL was set; re-creating it')
           continue

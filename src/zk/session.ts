@@ -41,6 +41,8 @@ export class ZkSession extends EventEmitter {
   #state: SessionState = 'connecting'
   #generation = 0
   #established = false
+  /** The current handle's socket is up (between its 'connected' and 'connecting' events). */
+  #up = false
   #lostTimer: NodeJS.Timeout | undefined
   #retryTimer: NodeJS.Timeout | undefined
   #retryDelayMs: number
@@ -115,6 +117,7 @@ export class ZkSession extends EventEmitter {
     this.#handle = h
     this.#generation++
     this.#established = false
+    this.#up = false
     h.on('connected', () => { this.#onConnected(h) })
     h.on('connecting', () => { this.#onConnecting(h) })
     h.on('closed', (code: number) => { this.#onClosed(h, code) })
@@ -122,6 +125,7 @@ export class ZkSession extends EventEmitter {
 
   #onConnected (h: NativeHandle): void {
     if (h !== this.#handle) return
+    this.#up = true
     clearTimeout(this.#lostTimer)
     const newSession = !this.#established
     this.#established = true
@@ -145,6 +149,13 @@ export class ZkSession extends EventEmitter {
         return
       }
       this.#log.warn({ err }, 'zookeeper new-session preparation failed')
+      if (!this.#up) {
+        // The connection dropped again during sync: announcing now would report 'connected'
+        // on a dead socket (and disarm the lost-session timer). The next 'connected' of this
+        // handle prepares and announces the new session instead.
+        this.#established = false
+        return
+      }
       announce()
     })
   }
@@ -165,7 +176,9 @@ export class ZkSession extends EventEmitter {
   }
 
   #onConnecting (h: NativeHandle): void {
-    if (h !== this.#handle || !this.#established) return
+    if (h !== this.#handle) return
+    this.#up = false
+    if (!this.#established) return
     this.#setState('suspended')
     // A partitioned client is not told when the server expires its session; after the
     // session timeout we must assume it did (Curator's LOST) and start a new one.

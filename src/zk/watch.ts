@@ -35,8 +35,12 @@ abstract class ReArmedWatch<T> implements Watch {
   #retryTimer: NodeJS.Timeout | undefined
   readonly #onConnected = (): void => { this.#kick() }
 
-  constructor (session: ZkSession, path: string, listener: (value: T | null) => void, logger: Logger) {
+  /** Told of errors that are not connection trouble (e.g. NOAUTH): the path stays unreadable until they clear. */
+  readonly #onError: ((err: unknown) => void) | undefined
+
+  constructor (session: ZkSession, path: string, listener: (value: T | null) => void, logger: Logger, onError?: (err: unknown) => void) {
     this.path = path
+    this.#onError = onError
     this.#session = session
     this.#listener = listener
     this.#log = logger
@@ -65,6 +69,7 @@ abstract class ReArmedWatch<T> implements Watch {
       // (e.g. no read permission) is logged and retried on a slow timer.
       if (!isRetryable(err) && !this.#closed) {
         this.#log.warn({ err, path: this.path }, 'zookeeper watch read failed; retrying')
+        this.#onError?.(err)
         clearTimeout(this.#retryTimer)
         this.#retryTimer = setTimeout(() => { this.#kick() }, RETRY_AFTER_ERROR_MS)
       }
@@ -87,8 +92,17 @@ abstract class ReArmedWatch<T> implements Watch {
         this.#kick()
       }
     }
-    const value = await this.read(h, watcher)
+    // Marked armed before the read: a watcher that fires while a multi-step read is still
+    // running resets this, and that reset must not be overwritten afterwards (it would leave
+    // the path unwatched until the next session).
     if (arm) this.#armedGeneration = generation
+    let value: T | null
+    try {
+      value = await this.read(h, watcher)
+    } catch (err) {
+      if (arm && this.#armedGeneration === generation) this.#armedGeneration = -1
+      throw err
+    }
     if (this.#closed) return
     const k = this.key(value)
     if (this.#delivered && k === this.#lastKey) return
@@ -155,8 +169,8 @@ export class ChildrenWatch extends ReArmedWatch<string[]> {
   }
 }
 
-export function watchData (session: ZkSession, path: string, listener: (value: DataValue | null) => void, logger: Logger): Watch {
-  return new DataWatch(session, path, listener, logger)
+export function watchData (session: ZkSession, path: string, listener: (value: DataValue | null) => void, logger: Logger, onError?: (err: unknown) => void): Watch {
+  return new DataWatch(session, path, listener, logger, onError)
 }
 
 export function watchChildren (session: ZkSession, path: string, listener: (children: string[] | null) => void, logger: Logger): Watch {

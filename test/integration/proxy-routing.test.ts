@@ -195,4 +195,35 @@ describe('ZooKeeper faults', () => {
     await until(() => proxy.router.targets.length === 1, { message: 'removal after expiry seen' })
     expect((await get(`${proxy.url}/`)).headers['x-served-by']).toBe('b')
   })
+
+  it('a target znode the proxy may not read is rejected and does not freeze the view', async () => {
+    const path = uniquePath('targets')
+    const [a, b] = await Promise.all([startBackend('a'), startBackend('b')])
+    const s = await connectSession(zkCluster().connectString)
+    await registerTarget(s, path, 'a', a.url)
+    // A child whose ACL shuts everyone else out (only an unknown digest identity may read).
+    await s.create(`${path}/locked`, Buffer.from('{}'), CreateMode.EPHEMERAL)
+    await s.setAcl(`${path}/locked`, -1, [{ perm: 31, scheme: 'digest', auth: 'nobody:AAAAAAAAAAAAAAAAAAAAAAAAAAA=' }])
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path])
+    await until(() => proxy.router.targets.length === 1, { message: 'view despite the unreadable child' })
+    expect(proxy.targets.snapshot?.rejected.map(r => r.name)).toContain('locked')
+    await registerTarget(s, path, 'b', b.url)
+    await until(() => proxy.router.targets.length === 2, { message: 'later joins still seen' })
+  })
+})
+
+describe('in-flight accounting', () => {
+  it('a client that gives up before the target answers does not stay counted in flight', async () => {
+    const path = uniquePath('targets')
+    const slow = await startBackend('slow', (_req, res) => { setTimeout(() => { res.end('late') }, 300) })
+    const s = await connectSession(zkCluster().connectString)
+    await registerTarget(s, path, 'slow', slow.url)
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--cache-ttl', '0'])
+    await until(() => proxy.router.targets.length === 1)
+    for (let i = 0; i < 5; i++) {
+      await request(`${proxy.url}/wait${i}`, { signal: AbortSignal.timeout(50) }).catch(() => {})
+    }
+    await until(() => slow.hits() === 5, { message: 'all five reached the backend' })
+    await until(() => proxy.router.targets[0]!.inFlight === 0, { message: 'in-flight back to 0' })
+  })
 })
