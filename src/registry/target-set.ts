@@ -63,6 +63,7 @@ export class TargetSet extends EventEmitter {
   #lastKey = ''
   // One warning per znode version, not one per re-read.
   readonly #warned = new Map<string, string>()
+  readonly #parsed = new WeakMap<DataValue, TargetInfo | { reason: string }>()
 
   constructor (opts: TargetSetOptions) {
     super()
@@ -142,25 +143,42 @@ export class TargetSet extends EventEmitter {
     this.emit('snapshot', this.#snapshot)
   }
 
-  #decode (name: string, value: DataValue): TargetInfo | string {
+  /**
+   * Decodes one znode value, once: every count flush by any proxy changes one target's znode
+   * and rebuilds the snapshot, so the other targets' (unchanged) values come from this cache.
+   * The watch hands over a new DataValue object only when the znode changed.
+   */
+  #parse (name: string, value: DataValue): TargetInfo | { reason: string } {
+    const cached = this.#parsed.get(value)
+    if (cached !== undefined) return cached
     const r = decodeTarget(name, value.data)
+    const parsed = !r.ok
+      ? { reason: r.reason }
+      : {
+          name,
+          url: r.target.url,
+          origin: r.target.origin,
+          requests: r.target.requests,
+          revision: r.target.revision,
+          startedAt: r.target.startedAt,
+          generation: String(value.stat.czxid),
+          version: value.stat.version,
+          bare: /^\s*\d+\s*$/.test(value.data.toString('latin1'))
+        }
+    this.#parsed.set(value, parsed)
+    return parsed
+  }
+
+  #decode (name: string, value: DataValue): TargetInfo | string {
+    const parsed = this.#parse(name, value)
     const versionKey = `${value.stat.czxid}:${value.stat.version}`
     let reason: Admission
     let info: TargetInfo | undefined
-    if (!r.ok) {
-      reason = r.reason
+    if ('reason' in parsed) {
+      reason = parsed.reason
     } else {
-      info = {
-        name,
-        url: r.target.url,
-        origin: r.target.origin,
-        requests: r.target.requests,
-        revision: r.target.revision,
-        startedAt: r.target.startedAt,
-        generation: String(value.stat.czxid),
-        version: value.stat.version,
-        bare: /^\s*\d+\s*$/.test(value.data.toString('latin1'))
-      }
+      info = parsed
+      // Admission is asked every time: its answer may change (an ACL that is now in place).
       reason = this.#opts.admit?.(info)
     }
     if (reason === undefined) {
