@@ -50,7 +50,10 @@ function fastPath (handler: (req: IncomingMessage, res: ServerResponse) => void,
   if (cache?.tryAnswer === undefined || opts.accessLog === true) return handler
   return (req, res) => {
     const url = req.url
-    if (url !== undefined && url.charCodeAt(0) === 47 && url.charCodeAt(1) !== 47 && checkRequest(req) === undefined && cache.tryAnswer!(req, res)) return
+    // Cheapest tests first: only GET/HEAD can be hits, and the guard's header scan runs only then.
+    const method = req.method
+    if ((method === 'GET' || method === 'HEAD') && url !== undefined && url.charCodeAt(0) === 47 && url.charCodeAt(1) !== 47 &&
+      checkRequest(req) === undefined && cache.tryAnswer!(req, res)) return
     handler(req, res)
   }
 }
