@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { createError, hasCode } from '../errors.js'
-import { EphemeralNode, isRetryable, updateWithRetry, type ConnectedEvent, type DataValue, type EphemeralOptions, type EphemeralState, type SessionState, type ZkSession } from '../zk/index.js'
+import { EphemeralNode, SerialTask, isRetryable, updateWithRetry, type ConnectedEvent, type DataValue, type EphemeralOptions, type EphemeralState, type SessionState, type ZkSession } from '../zk/index.js'
 import { securePath, type NodeAcls } from './acl-policy.js'
 import { decodeTarget, encodeRevision, encodeTarget, validateTargetName, type TargetData } from './codec.js'
 import { writeRevision } from './revision.js'
@@ -88,8 +88,7 @@ export class Registration extends EventEmitter {
   #lastCount: number | undefined
   #czxid: number | undefined
   #revisionDone = false
-  #revisionRunning = false
-  #revisionAgain = false
+  readonly #revisionTask = new SerialTask(async () => { await this.#publishRevision() }, () => this.#revisionDone || !this.#wanted)
   readonly #onConnected = (_ev: ConnectedEvent): void => { this.#kick() }
   readonly #onSessionState = (s: SessionState): void => {
     // Expired or lost: the node went (or goes) with the old session; EphemeralNode re-creates it
@@ -157,7 +156,7 @@ export class Registration extends EventEmitter {
 
   #kick (): void {
     void this.#begin()
-    void this.#publishRevision()
+    this.#revisionTask.kick()
   }
 
   /** First creation: read the floor before the node exists, so it is born with a fair count. */
@@ -282,36 +281,26 @@ export class Registration extends EventEmitter {
     return minimumCount(targets, this.name)
   }
 
-  /** Once per instance (= per process start), after the first connection. */
+  /** Once per instance (= per process start), after the first connection (run by #revisionTask). */
   async #publishRevision (): Promise<void> {
-    if (this.#revisionRunning) { this.#revisionAgain = true; return }
-    this.#revisionRunning = true
     const path = this.#opts.cacheAgePath
     try {
-      do {
-        this.#revisionAgain = false
-        if (this.#revisionDone || !this.#wanted) return
-        try {
-          const changed = await writeRevision(this.#session, path, this.revision)
-          if (this.#opts.acls !== undefined) {
-            // Created with the open ACL: lock it, then write again in case someone slipped
-            // another revision in between (a no-op when the value is still ours).
-            await securePath(this.#session, path, this.#opts.acls.cacheAge, { logger: this.#log })
-            await writeRevision(this.#session, path, this.revision)
-          }
-          this.#revisionDone = true
-          this.#log.info({ path, revision: this.revision, changed }, changed ? 'content revision published' : 'content revision unchanged')
-          this.emit('revision', { revision: this.revision, changed } satisfies RevisionEvent)
-        } catch (err) {
-          // Retryable: the next 'connected' event tries again. Anything else (an ACL) will not heal.
-          if (!isRetryable(err)) {
-            this.#revisionDone = true
-            this.#log.error({ err, path }, 'cannot publish the content revision; proxies will not see content changes')
-          }
-        }
-      } while (this.#revisionAgain && this.#session.state === 'connected')
-    } finally {
-      this.#revisionRunning = false
+      const changed = await writeRevision(this.#session, path, this.revision)
+      if (this.#opts.acls !== undefined) {
+        // Created with the open ACL: lock it, then write again in case someone slipped
+        // another revision in between (a no-op when the value is still ours).
+        await securePath(this.#session, path, this.#opts.acls.cacheAge, { logger: this.#log })
+        await writeRevision(this.#session, path, this.revision)
+      }
+      this.#revisionDone = true
+      this.#log.info({ path, revision: this.revision, changed }, changed ? 'content revision published' : 'content revision unchanged')
+      this.emit('revision', { revision: this.revision, changed } satisfies RevisionEvent)
+    } catch (err) {
+      // Retryable: the next 'connected' event tries again. Anything else (an ACL) will not heal.
+      if (!isRetryable(err)) {
+        this.#revisionDone = true
+        this.#log.error({ err, path }, 'cannot publish the content revision; proxies will not see content changes')
+      }
     }
   }
 }
