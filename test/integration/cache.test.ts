@@ -32,6 +32,18 @@ async function send (url: string, opts: { method?: 'GET' | 'HEAD' | 'POST' | 'PU
  * the status (for unsafe requests to the very URL of a stored GET). The default body is `<url> #<n>`, n
  * counting the requests for that URL, so a test can tell which origin response it got.
  */
+/** Holds the origin's first answer (released by calling `held[0]`); later requests are answered at once. */
+function holdFirst (handler: Handler): { handler: Handler, held: Array<() => void> } {
+  const held: Array<() => void> = []
+  return {
+    held,
+    handler: (req, res, body) => {
+      if (held.length === 0) held.push(() => { handler(req, res, body) })
+      else handler(req, res, body)
+    }
+  }
+}
+
 function origin (): Handler {
   const counts = new Map<string, number>()
   return (req, res) => {
@@ -348,14 +360,8 @@ describe('coalescing', () => {
   })
 
   it('waiters send their own requests when the shared response is not storable', async () => {
-    const held: Array<() => void> = []
-    const handler = origin()
-    const { url, backend, proxy } = await setup([], {
-      handler: (req, res, body) => {
-        if (held.length === 0) held.push(() => { handler(req, res, body) })
-        else handler(req, res, body)
-      }
-    })
+    const { handler, held } = holdFirst(origin())
+    const { url, backend, proxy } = await setup([], { handler })
     const path = '/mine?cc=private, max-age=60'
     const burst = Array.from({ length: 10 }, async () => await send(url(path)))
     await until(() => held.length === 1 && proxy.cache?.stats().coalesced === 9, { message: '9 waiters' })
@@ -368,14 +374,8 @@ describe('coalescing', () => {
 
 describe('coalescing, the edges', () => {
   it('waiters whose Vary differs from the first response coalesce again per variant', async () => {
-    const held: Array<() => void> = []
-    const handler = origin()
-    const { url, backend, proxy } = await setup([], {
-      handler: (req, res, body) => {
-        if (held.length === 0) held.push(() => { handler(req, res, body) })
-        else handler(req, res, body)
-      }
-    })
+    const { handler, held } = holdFirst(origin())
+    const { url, backend, proxy } = await setup([], { handler })
     const path = `/enc${FRESH}&h=vary:accept-encoding&echo=accept-encoding`
     const burst = Array.from({ length: 10 }, async (_, i) => await send(url(path), { headers: { 'accept-encoding': i % 2 === 0 ? 'gzip' : 'br' } }))
     await until(() => held.length === 1 && proxy.cache?.stats().coalesced === 9, { message: '9 waiters' })
@@ -386,14 +386,8 @@ describe('coalescing, the edges', () => {
   })
 
   it('a leader whose client goes away does not strand the waiters', async () => {
-    const held: Array<() => void> = []
-    const handler = origin()
-    const { url, backend, proxy } = await setup([], {
-      handler: (req, res, body) => {
-        if (held.length === 0) held.push(() => { handler(req, res, body) })
-        else handler(req, res, body)
-      }
-    })
+    const { handler, held } = holdFirst(origin())
+    const { url, backend, proxy } = await setup([], { handler })
     const path = `/gone-leader${FRESH}`
     const abort = new AbortController()
     const leader = request(url(path), { signal: abort.signal })
@@ -409,15 +403,8 @@ describe('coalescing, the edges', () => {
   })
 
   it('a response requested before a revision change is passed on but not stored', async () => {
-    const held: Array<() => void> = []
-    const handler = origin()
-    const { url, proxy, session, agePath } = await setup([], {
-      revision: 'old',
-      handler: (req, res, body) => {
-        if (held.length === 0) held.push(() => { handler(req, res, body) })
-        else handler(req, res, body)
-      }
-    })
+    const { handler, held } = holdFirst(origin())
+    const { url, proxy, session, agePath } = await setup([], { revision: 'old', handler })
     const path = `/race${FRESH}`
     const inFlight = send(url(path))
     await until(() => held.length === 1, { message: 'miss upstream' })
@@ -449,14 +436,8 @@ describe('unsafe methods (RFC 9111 §4.4)', () => {
   })
 
   it('a GET answered after a POST to its URL succeeded is passed on but not stored', async () => {
-    const held: Array<() => void> = []
-    const handler = origin()
-    const { url } = await setup([], {
-      handler: (req, res, body) => {
-        if (held.length === 0) held.push(() => { handler(req, res, body) })
-        else handler(req, res, body)
-      }
-    })
+    const { handler, held } = holdFirst(origin())
+    const { url } = await setup([], { handler })
     const path = `/write-race${FRESH}`
     const inFlight = send(url(path))
     await until(() => held.length === 1, { message: 'GET upstream' })
