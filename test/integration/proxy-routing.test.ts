@@ -1,6 +1,7 @@
 // The proxy against a real ZooKeeper and real upstream servers: watch-driven membership,
 // least-used routing, batched counts (also with two proxies), failover and ejection, and the
 // 503/502 answers. Each test uses its own targets path so tests never see each other's nodes.
+import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { request } from 'undici'
 import { useZooKeeper } from '../support/suite.js'
@@ -225,5 +226,20 @@ describe('in-flight accounting', () => {
     }
     await until(() => slow.hits() === 5, { message: 'all five reached the backend' })
     await until(() => proxy.router.targets[0]!.inFlight === 0, { message: 'in-flight back to 0' })
+  })
+
+  it('a client that aborts a chunked upload releases the upstream request', async () => {
+    const path = uniquePath('targets')
+    const b = await startBackend('b')
+    const s = await connectSession(zkCluster().connectString)
+    await registerTarget(s, path, 'b', b.url)
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--cache-ttl', '0'])
+    await until(() => proxy.router.targets.length === 1)
+    const sock = connect(Number(new URL(proxy.url).port), '127.0.0.1')
+    await new Promise<void>(resolve => sock.once('connect', resolve))
+    sock.write('POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n')
+    await until(() => proxy.router.targets[0]!.inFlight === 1, { message: 'upload forwarded' })
+    sock.destroy()
+    await until(() => proxy.router.targets[0]!.inFlight === 0, { message: 'upstream request ended with the client' })
   })
 })
