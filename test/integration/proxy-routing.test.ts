@@ -51,6 +51,20 @@ describe('membership and routing', () => {
     await until(async () => (await readCount(s, `${path}/a`)) === 50 && (await readCount(s, `${path}/b`)) === 50, { message: 'counts flushed' })
   })
 
+  it('a graceful stop writes the counts not yet flushed', async () => {
+    const path = uniquePath('targets')
+    const a = await startBackend('a')
+    const s = await connectSession(zkCluster().connectString)
+    await registerTarget(s, path, 'a', a.url)
+    // A flush period longer than the test: only the stop can write these counts.
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--count-flush-ms', '60000'])
+    await until(() => proxy.router.targets.length === 1)
+    for (let i = 0; i < 7; i++) expect((await get(`${proxy.url}/s${i}`)).status).toBe(200)
+    expect(await readCount(s, `${path}/a`)).toBe(0)
+    await proxy.stop()
+    expect(await readCount(s, `${path}/a`)).toBe(7)
+  })
+
   it('two proxies on shared targets lose no count under concurrent load', async () => {
     const path = uniquePath('targets')
     const [a, b] = await Promise.all([startBackend('a'), startBackend('b')])
