@@ -14,6 +14,7 @@ import { createForwarder, type ForwardHooks, type Respond } from './forward.js'
 import { checkRequest, normalizeRequestTarget } from './request-guard.js'
 import { bodyParser } from './body.js'
 import { sendProblem } from './answers.js'
+import { createFastForwarder, type FastForward } from './fast-forward.js'
 
 /** The proxy's limits, taken from its config (src/config.ts documents each flag). */
 export type ProxyLimits = Pick<ProxyConfig, 'attempts' | 'retryBodyLimitBytes' | 'bodyLimitBytes' | 'connectTimeoutMs' |
@@ -39,21 +40,34 @@ export interface ProxyAppOptions {
 }
 
 /**
- * Fresh cache hits are answered before fastify routes the request: a hit needs none of the
- * routing, per-request logger or reply machinery, and skipping them brings hits close to a bare
- * node:http server sending the same bytes (bench/run.ts). Only requests the full path would
- * accept unchanged qualify: origin-form URL, no shape the request guard refuses; with
- * --access-log every request takes the full path so that each one is logged.
+ * The common cases are answered before fastify routes the request, from Node's raw request:
+ * fresh cache hits (cache-layer.ts) and, with the cache off, plain GET/HEAD forwarding
+ * (fast-forward.ts). They need none of the routing, per-request logger or reply machinery,
+ * and skipping it brings hits close to a bare node:http server sending the same bytes and
+ * forwarding close to undici's own cost (bench/run.ts). Only requests the full path would
+ * accept unchanged qualify: origin-form URL, no shape the request guard refuses, no body, no
+ * Upgrade or Expect; with --access-log every request takes the full path so that each one is
+ * logged, and while closing the full path answers 503 like fastify does.
  */
-function fastPath (handler: (req: IncomingMessage, res: ServerResponse) => void, opts: ProxyAppOptions): (req: IncomingMessage, res: ServerResponse) => void {
+function fastPath (handler: (req: IncomingMessage, res: ServerResponse) => void, opts: ProxyAppOptions,
+  forward: FastForward | undefined, closing: () => boolean): (req: IncomingMessage, res: ServerResponse) => void {
   const cache = opts.cache
-  if (cache?.tryAnswer === undefined || opts.accessLog === true) return handler
+  const answer = cache?.tryAnswer?.bind(cache)
+  if ((answer === undefined && forward === undefined) || opts.accessLog === true) return handler
   return (req, res) => {
     const url = req.url
-    // Cheapest tests first: only GET/HEAD can be hits, and the guard's header scan runs only then.
+    // Cheapest tests first: only GET/HEAD qualify, and the guard's header scan runs only then.
     const method = req.method
     if ((method === 'GET' || method === 'HEAD') && url !== undefined && url.charCodeAt(0) === 47 && url.charCodeAt(1) !== 47 &&
-      checkRequest(req) === undefined && cache.tryAnswer!(req, res)) return
+      checkRequest(req) === undefined) {
+      if (answer !== undefined) {
+        if (answer(req, res)) return
+      } else {
+        const h = req.headers
+        if (h['content-length'] === undefined && h['transfer-encoding'] === undefined && h.upgrade === undefined &&
+          h.expect === undefined && !closing() && forward!(req, res)) return
+      }
+    }
     handler(req, res)
   }
 }
@@ -74,6 +88,19 @@ export async function buildProxyApp (opts: ProxyAppOptions): Promise<FastifyInst
     // 30 s by default: a slowloris client would get up to 30 s more than --request-timeout-ms.
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.requestTimeoutMs / 4)))
   }
+  const agent = new Agent({
+    connections: 256,
+    pipelining: 1,
+    keepAliveTimeout: 4000,
+    connect: { timeout: limits.connectTimeoutMs, ...(opts.upstreamCa === undefined ? {} : { ca: opts.upstreamCa }) },
+    headersTimeout: limits.headersTimeoutMs,
+    bodyTimeout: limits.bodyTimeoutMs
+  })
+  // With the cache on, every GET goes through the cache layer (fastify path) unless it is a hit.
+  const fastForward = opts.cache === undefined
+    ? createFastForwarder({ router: opts.router, dispatcher: agent, attempts: limits.attempts, proto, logger, hooks: opts.hooks })
+    : undefined
+  let closing = false
   let server: Server | undefined
   const app = fastify({
     loggerInstance: logger,
@@ -86,7 +113,7 @@ export async function buildProxyApp (opts: ProxyAppOptions): Promise<FastifyInst
     routerOptions: { maxParamLength: 64 * 1024 },
     rewriteUrl: (req) => normalizeRequestTarget(req.url ?? '/'),
     serverFactory: (handler) => {
-      const h = fastPath(handler as (req: IncomingMessage, res: ServerResponse) => void, opts)
+      const h = fastPath(handler as (req: IncomingMessage, res: ServerResponse) => void, opts, fastForward, () => closing)
       server = opts.tls === undefined
         ? createServer(serverOptions, h)
         : createTlsServer({ ...serverOptions, key: opts.tls.key, cert: opts.tls.cert }, h)
@@ -95,15 +122,8 @@ export async function buildProxyApp (opts: ProxyAppOptions): Promise<FastifyInst
     }
   })
 
-  const agent = new Agent({
-    connections: 256,
-    pipelining: 1,
-    keepAliveTimeout: 4000,
-    connect: { timeout: limits.connectTimeoutMs, ...(opts.upstreamCa === undefined ? {} : { ca: opts.upstreamCa }) },
-    headersTimeout: limits.headersTimeoutMs,
-    bodyTimeout: limits.bodyTimeoutMs
-  })
   await app.register(replyFrom, { undici: agent as never, disableRequestLogging: true, disableCache: true })
+  app.addHook('preClose', (done) => { closing = true; done() })
   app.addHook('onClose', async () => { await agent.close() })
 
   app.removeAllContentTypeParsers()

@@ -11,58 +11,14 @@ import type { Logger } from 'pino'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { sendProblem } from './answers.js'
 import type { LiveTarget, Router } from './router.js'
+import { attemptFailed, exhaustedMessage, type AttemptLog, type FailureContext, type ForwardHooks } from './failover.js'
 
-/** Where an attempt failed: before the request could reach the backend, or after. */
-export type FailureStage = 'connect' | 'sent' | 'timeout' | 'other'
-
-// undici / Node error codes, translated once (CONVENTIONS.md: foreign codes in a table).
-const STAGE_BY_CODE: Record<string, FailureStage> = {
-  ECONNREFUSED: 'connect',
-  UND_ERR_CONNECT_TIMEOUT: 'connect',
-  EHOSTUNREACH: 'connect',
-  ENETUNREACH: 'connect',
-  EADDRNOTAVAIL: 'connect',
-  ENOTFOUND: 'connect',
-  EAI_AGAIN: 'connect',
-  ECONNRESET: 'sent',
-  EPIPE: 'sent',
-  UND_ERR_SOCKET: 'sent',
-  UND_ERR_CLOSED: 'sent',
-  UND_ERR_HEADERS_TIMEOUT: 'timeout',
-  UND_ERR_BODY_TIMEOUT: 'timeout'
-}
-
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
-
-export function failureStage (err: unknown): FailureStage {
-  let e = err as { code?: unknown, cause?: unknown } | undefined
-  // reply-from wraps undici's error (cause); walk down to the first known code.
-  for (let depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
-    if (typeof e.code === 'string' && STAGE_BY_CODE[e.code] !== undefined) return STAGE_BY_CODE[e.code]!
-    e = e.cause as typeof e
-  }
-  return 'other'
-}
+export { failureStage, type FailureStage, type ForwardHooks } from './failover.js'
 
 export interface UpstreamResponse {
   readonly statusCode: number
   readonly headers: Record<string, string | string[] | undefined>
   readonly stream: NodeJS.ReadableStream
-}
-
-export interface ForwardHooks {
-  /** Counters for metrics; all optional. */
-  onFailover?: (from: LiveTarget, stage: FailureStage) => void
-  onEjection?: (t: LiveTarget) => void
-  onUpstreamResponse?: (t: LiveTarget, statusCode: number) => void
-  /** The client has the whole upstream response (or went away); `durationMs` since the first attempt. */
-  onComplete?: (t: LiveTarget, statusCode: number, durationMs: number) => void
-  /**
-   * Not a counter but a question (--trust-proxy): may this downstream peer's X-Forwarded-Proto
-   * and -Host be passed on as sent? Absent: nobody's are. It travels with the hooks because
-   * they are what buildProxyApp hands the forwarder.
-   */
-  trustForwarded?: (peerAddress: string) => boolean
 }
 
 export interface ForwardOptions {
@@ -117,9 +73,10 @@ export function sendNoTargets (reply: FastifyReply, hasView: boolean): void {
 export function createForwarder (opts: ForwardOptions): (request: FastifyRequest, reply: FastifyReply, respond?: Respond) => void {
   const { router, attempts, proto, hooks } = opts
   const log = opts.logger
+  const failures: FailureContext = { router, attempts, log, hooks }
   const trust = hooks?.trustForwarded
   const rewriteRequestHeaders = (request: FastifyRequest, headers: Record<string, unknown>): Record<string, unknown> =>
-    upstreamRequestHeaders(request, headers as never, proto, trust?.(request.raw.socket.remoteAddress ?? '') === true) as Record<string, unknown>
+    upstreamRequestHeaders(request.raw, headers as never, proto, trust?.(request.raw.socket.remoteAddress ?? '') === true) as Record<string, unknown>
   const rewriteHeaders = (headers: Record<string, unknown>): Record<string, unknown> =>
     downstreamResponseHeaders(headers as never) as Record<string, unknown>
   const defaultRespond: Respond = (_req, reply, res) => { reply.send(res.stream) }
@@ -138,9 +95,7 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
     const bodyOptions = Buffer.isBuffer(body)
       ? { body, contentType: request.headers['content-type'] ?? 'application/octet-stream' }
       : undefined
-    const idempotent = IDEMPOTENT.has(request.method)
-    let tried: Set<string> | undefined
-    let n = 0
+    const tries: AttemptLog = { n: 0, tried: undefined }
     // Only timed when someone listens: no clock read per request otherwise.
     const startedAt = hooks?.onComplete === undefined ? 0 : performance.now()
     // The attempt in flight, ended exactly once: by its error, or when the client connection
@@ -156,7 +111,7 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
     })
 
     const attempt = (t: LiveTarget): void => {
-      n++
+      tries.n++
       router.begin(t)
       current = t
       const fromOptions: OurFromOptions = {
@@ -176,27 +131,10 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
           if (current !== t) return // the client already went away and ended this attempt
           router.end(t)
           current = undefined
-          const stage = failureStage(error)
-          if (stage === 'connect' || stage === 'sent') {
-            const wasEjected = router.isEjected(t)
-            router.failed(t, stage === 'sent')
-            if (!wasEjected && router.isEjected(t)) {
-              log.info({ target: t.name, stage, until: router.ejections.ejectedUntil(t.name) }, 'target ejected')
-              hooks?.onEjection?.(t)
-            }
-          }
-          const mayRetry = !rep.sent && n < attempts && replayable &&
-            (stage === 'connect' || (stage === 'sent' && idempotent))
-          if (mayRetry) {
-            tried ??= new Set()
-            tried.add(t.name)
-            const next = router.next(tried)
-            if (next !== undefined) {
-              hooks?.onFailover?.(t, stage)
-              log.debug({ from: t.name, to: next.name, stage, err: error }, 'failover')
-              attempt(next)
-              return
-            }
+          const { stage, next } = attemptFailed(failures, t, error, tries, request.method, replayable, rep.sent)
+          if (next !== undefined) {
+            attempt(next)
+            return
           }
           if (rep.sent) return
           if (hasCode(error, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE')) {
@@ -205,9 +143,9 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
             return
           }
           if (respond.onFailure?.(rep, stage === 'timeout' ? 504 : 502) === true) return
-          log.debug({ target: t.name, stage, attempts: n, err: error }, 'upstream failed')
+          log.debug({ target: t.name, stage, attempts: tries.n, err: error }, 'upstream failed')
           if (stage === 'timeout') sendProblem(rep, 'ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT', `target ${t.name} did not answer in time`)
-          else sendProblem(rep, 'ZKPROXY_ERR_PROXY_UPSTREAM_FAILED', `every attempt failed (${n} of ${attempts}); last: ${t.name}: ${error.message}`, { attempts: n })
+          else sendProblem(rep, 'ZKPROXY_ERR_PROXY_UPSTREAM_FAILED', exhaustedMessage(tries, attempts, t, error), { attempts: tries.n })
         }
       }
       // reply-from's typings are written for every server flavour (http2 included); ours is

@@ -4,11 +4,11 @@
 // address), X-Forwarded-Proto and X-Forwarded-Host (set: what the client sent there is
 // replaced, unless the peer is a --trust-proxy address) and Via. Host: the target's host:port (what reply-from sets, like nginx's
 // default `proxy_set_header Host $proxy_host`); the client's Host travels in X-Forwarded-Host.
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
-import type { FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
 
 // RFC 9110 §7.6.1 plus the de-facto ones; `expect` and `upgrade` are also refused by undici.
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings', 'expect']
+const HOP_BY_HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP)
 
 export const VIA = '1.1 zkproxy'
 
@@ -30,12 +30,13 @@ function appendVia (existing: unknown): string {
 
 /**
  * Request headers for the upstream (reply-from's rewriteRequestHeaders). reply-from already
- * removed Connection and the names it lists, and set Host; we finish the job.
+ * removed Connection and the names it lists, and set Host; we finish the job. The raw path
+ * builds the same fields with `upstreamHeaderList`.
  */
-export function upstreamRequestHeaders (request: FastifyRequest, headers: IncomingHttpHeaders, proto: string, trustedPeer = false): IncomingHttpHeaders {
+export function upstreamRequestHeaders (request: IncomingMessage, headers: IncomingHttpHeaders, proto: string, trustedPeer = false): IncomingHttpHeaders {
   // reply-from has already dropped the names listed in the client's Connection header.
   for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h]
-  const client = request.raw.socket.remoteAddress ?? 'unknown'
+  const client = request.socket.remoteAddress ?? 'unknown'
   const xff = headers['x-forwarded-for']
   headers['x-forwarded-for'] = typeof xff === 'string' && xff !== '' ? `${xff}, ${client}` : client
   // A trusted front proxy (--trust-proxy) knows the client's scheme and host; anyone else's
@@ -51,6 +52,72 @@ export function upstreamRequestHeaders (request: FastifyRequest, headers: Incomi
 function withVia (headers: IncomingHttpHeaders): IncomingHttpHeaders {
   headers.via = appendVia(headers.via)
   return headers
+}
+
+/**
+ * The raw path's request headers (fast-forward.ts), as the flat `[name, value, …]` list undici
+ * takes: the same result as reply-from's rewrite followed by `upstreamRequestHeaders`, built
+ * in one pass over Node's header object (so repeated fields are joined or dropped exactly as
+ * Node does for the fastify path). Host is left out: undici sends the target's host:port, as
+ * reply-from does.
+ */
+export function upstreamHeaderList (request: IncomingMessage, proto: string, trustedPeer: boolean): string[] {
+  const headers = request.headers
+  const named = connectionNamed(headers.connection)
+  const out: string[] = []
+  for (const name of Object.keys(headers)) {
+    switch (name) {
+      case 'host': case 'via': case 'x-forwarded-for': case 'x-forwarded-proto': case 'x-forwarded-host':
+        continue
+    }
+    if (HOP_BY_HOP_SET.has(name) || (named.length > 0 && named.includes(name))) continue
+    const value = headers[name]!
+    if (typeof value === 'string') out.push(name, value)
+    else for (const v of value) out.push(name, v)
+  }
+  const client = request.socket.remoteAddress ?? 'unknown'
+  // The rewritten fields are read only if the Connection header did not name them.
+  const kept = (name: string): string | undefined => {
+    const v = headers[name]
+    return typeof v === 'string' && !named.includes(name) ? v : undefined
+  }
+  const xff = kept('x-forwarded-for')
+  out.push('x-forwarded-for', xff !== undefined && xff !== '' ? `${xff}, ${client}` : client)
+  const xfp = trustedPeer ? kept('x-forwarded-proto') : undefined
+  out.push('x-forwarded-proto', xfp ?? proto)
+  const xfh = trustedPeer ? kept('x-forwarded-host') : undefined
+  const host = xfh ?? headers.host
+  if (host !== undefined) out.push('x-forwarded-host', host)
+  out.push('via', appendVia(kept('via')))
+  return out
+}
+
+/**
+ * The upstream's raw response header list (undici's `[name, value, …]` Buffers) as the flat
+ * list Node's writeHead takes, with the same rules as `downstreamResponseHeaders`: names
+ * lower-cased, hop-by-hop and Connection-named fields dropped, our Via appended.
+ */
+export function downstreamRawHeaders (raw: readonly Buffer[]): string[] {
+  const out: string[] = []
+  let named: string[] | undefined
+  let via: string | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase()
+    const value = raw[i + 1]!.toString('latin1')
+    if (name === 'connection') {
+      named = named === undefined ? connectionNamed(value) : named.concat(connectionNamed(value))
+    } else if (name === 'via') {
+      via = via === undefined ? value : `${via}, ${value}`
+    } else if (!HOP_BY_HOP_SET.has(name)) {
+      out.push(name, value)
+    }
+  }
+  if (named !== undefined) {
+    for (let i = out.length - 2; i >= 0; i -= 2) if (named.includes(out[i]!)) out.splice(i, 2)
+    if (named.includes('via')) via = undefined
+  }
+  out.push('via', appendVia(via))
+  return out
 }
 
 /** Response headers for the client (reply-from's rewriteHeaders). */

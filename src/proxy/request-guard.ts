@@ -28,12 +28,19 @@ export function checkRequest (req: IncomingMessage): Rejection | undefined {
   const raw = req.rawHeaders
   if (raw.length > 2 * MAX_HEADER_FIELDS) return TOO_MANY_HEADERS
   let hosts = 0
+  let te: string | undefined
+  // One pass over the raw list (not req.headers: Node builds that object on first use, and
+  // the raw forwarding path never needs it).
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
-    if (name.length === 4 && name.toLowerCase() === 'host') hosts++
+    if (name.length === 4) {
+      if (name.toLowerCase() === 'host') hosts++
+    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      // Node joins repeated lines with ", ", and so does this.
+      te = te === undefined ? raw[i + 1]! : `${te}, ${raw[i + 1]!}`
+    }
   }
   if (hosts > 1) return DUPLICATE_HOST
-  const te = req.headers['transfer-encoding']
   if (te !== undefined) {
     if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1) return TE_ON_HTTP10
     // Node de-chunks "gzip, chunked" and would hand us a still-gzipped body with no header
