@@ -257,3 +257,93 @@ describe('in-flight accounting', () => {
     await until(() => proxy.router.targets[0]!.inFlight === 0, { message: 'upstream request ended with the client' })
   })
 })
+
+// Plain GETs with the cache off take the raw path (src/proxy/fast-forward.ts): these pin down
+// what it must do that the fastify path gets from its streams.
+describe('streamed responses (raw GET path)', () => {
+  const MiB = 1024 * 1024
+
+  /** A backend streaming `total` bytes in 64 KiB chunks, only as fast as its socket takes them. */
+  function streamer (total: number): { generated: () => number, closedEarly: () => boolean, handler: Parameters<typeof startBackend>[1] } {
+    let generated = 0
+    let closedEarly = false
+    return {
+      generated: () => generated,
+      closedEarly: () => closedEarly,
+      handler: (_req, res) => {
+        res.setHeader('content-length', String(total))
+        const chunk = Buffer.alloc(64 * 1024, 'x')
+        res.on('close', () => { if (!res.writableFinished) closedEarly = true })
+        const pump = (): void => {
+          while (generated < total) {
+            generated += chunk.length
+            if (!res.write(chunk)) { res.once('drain', pump); return }
+          }
+          res.end()
+        }
+        pump()
+      }
+    }
+  }
+
+  async function proxyFor (name: string, handler: Parameters<typeof startBackend>[1]): Promise<{ port: number, inFlight: () => number }> {
+    const path = uniquePath('targets')
+    const b = await startBackend(name, handler)
+    const s = await connectSession(zkCluster().connectString)
+    await registerTarget(s, path, name, b.url)
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--cache-ttl', '0'])
+    await until(() => proxy.router.targets.length === 1)
+    return { port: Number(new URL(proxy.url).port), inFlight: () => proxy.router.targets[0]!.inFlight }
+  }
+
+  it('a client that reads nothing stops the backend (backpressure), then gets every byte', async () => {
+    const total = 48 * MiB
+    const src = streamer(total)
+    const { port } = await proxyFor('big', src.handler)
+    const sock = connect(port, '127.0.0.1')
+    sock.pause() // reads nothing until told
+    await new Promise<void>(resolve => sock.once('connect', resolve))
+    sock.write('GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    // Kernel buffers, undici's and Node's fill up, then the backend must be held back.
+    let last = -1
+    await until(() => {
+      const now = src.generated()
+      const stalled = now > 0 && now === last
+      last = now
+      return stalled
+    }, { message: 'the backend stops producing while the client does not read', intervalMs: 200 })
+    expect(src.generated()).toBeLessThan(total / 2)
+    let received = 0
+    sock.on('data', (c: Buffer) => { received += c.length })
+    sock.resume()
+    await new Promise<void>(resolve => sock.once('close', resolve))
+    expect(src.generated()).toBe(total)
+    expect(received).toBeGreaterThan(total) // body + head
+  })
+
+  it('a client that goes away mid-body cuts the upstream response and is no longer in flight', async () => {
+    const src = streamer(256 * MiB)
+    const { port, inFlight } = await proxyFor('cut', src.handler)
+    const sock = connect(port, '127.0.0.1')
+    let received = 0
+    sock.on('data', (c: Buffer) => { received += c.length })
+    await new Promise<void>(resolve => sock.once('connect', resolve))
+    sock.write('GET /cut HTTP/1.1\r\nHost: a\r\n\r\n')
+    await until(() => received > MiB, { message: 'the body is flowing' })
+    sock.destroy()
+    await until(() => src.closedEarly(), { message: 'the backend response was cut off' })
+    await until(() => inFlight() === 0, { message: 'in-flight back to 0' })
+    expect(src.generated()).toBeLessThan(256 * MiB)
+  })
+
+  it('HEAD keeps the backend Content-Length and sends no body', async () => {
+    const { port } = await proxyFor('head', (_req, res) => {
+      res.setHeader('content-length', '12345')
+      res.end()
+    })
+    const r = await request(`http://127.0.0.1:${port}/h`, { method: 'HEAD' })
+    expect(r.statusCode).toBe(200)
+    expect(r.headers['content-length']).toBe('12345')
+    expect(await r.body.text()).toBe('')
+  })
+})
