@@ -106,8 +106,12 @@ export function secondaryKey (selector: VariantSelector): string {
 
 /** Whether a stored variant was stored for a request presenting the same selecting headers. */
 export function variantMatches (selector: VariantSelector, req: KeyedRequest): boolean {
-  const values = varyValues(req, selector.varyNames)
-  return values.every((value, i) => value === selector.varyValues[i])
+  const names = selector.varyNames
+  for (let i = 0; i < names.length; i++) {
+    const value = getHeader(req.headers, names[i]!)
+    if ((value === undefined ? null : value.trim()) !== selector.varyValues[i]) return false
+  }
+  return true
 }
 
 /**

@@ -106,7 +106,7 @@ export class ResponseCache {
   /** A fresh stored response for a GET or HEAD request, or undefined (counted as a miss). */
   get (req: CacheRequest): CacheHit | undefined {
     const now = this.#now()
-    const key = this.#select(req, now, (slot) => now < expiresAt(slot))
+    const key = this.#select(req, now, false)
     if (key === undefined) {
       this.#misses++
       return undefined
@@ -122,8 +122,7 @@ export class ResponseCache {
    */
   getStale (req: CacheRequest): CacheHit | undefined {
     const now = this.#now()
-    const key = this.#select(req, now, (slot) =>
-      now < expiresAt(slot) || (slot.entry.mayServeStale && now < expiresAt(slot) + this.#staleMs))
+    const key = this.#select(req, now, true)
     if (key === undefined) return undefined
     const slot = this.#lru.get(key)
     if (slot !== undefined && now >= expiresAt(slot)) this.#stale++
@@ -221,27 +220,38 @@ export class ResponseCache {
     this.#timers.close()
   }
 
-  /** Most recently stored matching variant that passes `usable`; prunes dead variants met. */
-  #select (req: CacheRequest, now: number, usable: (slot: Slot) => boolean): string | undefined {
+  /**
+   * Most recently stored matching variant that is fresh (or, with `stale`, may stand in for a
+   * failed upstream); prunes dead variants met. Runs on every hit: no allocation unless a
+   * variant is pruned.
+   */
+  #select (req: CacheRequest, now: number, stale: boolean): string | undefined {
     if (!GET_OR_HEAD.has(req.method)) return undefined
     const primary = primaryKey(req)
     if (primary === undefined) return undefined
+    const keys = this.#variants.get(primary)
+    if (keys === undefined) return undefined
     let best: string | undefined
     let bestAt = -Infinity
-    for (const key of [...(this.#variants.get(primary) ?? [])]) {
+    let dead: string[] | undefined
+    for (const key of keys) {
       const slot = this.#lru.get(key)
       if (slot === undefined) continue
-      if (now >= expiresAt(slot) + this.#staleMs) {
-        // Past any use; node-cache would drop it later by its own clock, we do it now.
-        this.#remove(key, 'expired')
+      const expires = expiresAt(slot)
+      if (now >= expires + this.#staleMs) {
+        // Past any use; node-cache would drop it later by its own clock, we do it now
+        // (after the loop: removing from the set being iterated would skip keys).
+        (dead ??= []).push(key)
         continue
       }
+      const usable = now < expires || (stale && slot.entry.mayServeStale)
       // §4.1: when several variants match, the most recent one may be used.
-      if (usable(slot) && variantMatches(slot.entry, req) && slot.entry.storedAt > bestAt) {
+      if (usable && slot.entry.storedAt > bestAt && variantMatches(slot.entry, req)) {
         best = key
         bestAt = slot.entry.storedAt
       }
     }
+    if (dead !== undefined) for (const key of dead) this.#remove(key, 'expired')
     return best
   }
 
