@@ -7,9 +7,10 @@
 // Each case runs ROUNDS times, interleaved, and the medians are compared as ratios measured in
 // the same run (the machine is shared and noisy). ZooKeeper operations per proxied request are
 // read from ZooKeeper's own `mntr` packet counters. Every process is stopped by PID.
-// Env: BENCH_DURATION_S (default 5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50), BENCH_CASES (all).
+// Env: BENCH_DURATION_S (default 5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50), BENCH_CASES (all),
+// BENCH_PROXY_NODE_FLAGS (extra node flags for the zkproxy processes, e.g. --cpu-prof).
 import { spawn, execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir, cpus } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -23,9 +24,29 @@ const durationS = Number(process.env['BENCH_DURATION_S'] ?? 5)
 const rounds = Number(process.env['BENCH_ROUNDS'] ?? 3)
 const connections = Number(process.env['BENCH_CONNECTIONS'] ?? 50)
 const here = dirname(fileURLToPath(import.meta.url))
+// The paced latency run: every connection waits PACE_MS between requests (about
+// connections / PACE_MS requests per second: 5,000/s with 50 connections), for the cases below.
+const PACE_MS = 10
+const PACED: ReadonlySet<string> = new Set(['direct', 'nginx', 'zkproxy'])
 const cli = join(here, '..', 'src', 'cli', 'main.js')
 
-interface Result { rps: number, p50: number, p99: number, requests: number, errors: number }
+interface Result { rps: number, p50: number, p99: number, requests: number, errors: number, proxyUs: number, pacedP50: number, pacedP99: number, pacedRps: number }
+
+const TICKS_PER_S = 100 // Linux USER_HZ (getconf CLK_TCK)
+
+/** CPU seconds (user + system) used so far by `pid` and its children (nginx's worker), from /proc. */
+function cpuSeconds (pid: number | undefined): number {
+  if (pid === undefined) return 0
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    let ticks = Number(fields[11]) + Number(fields[12]) // utime, stime (fields 14 and 15 of stat)
+    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(c => c !== '')) {
+      ticks += cpuSeconds(Number(child)) * TICKS_PER_S
+    }
+    return ticks / TICKS_PER_S
+  } catch { return 0 }
+}
 
 function median (xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
@@ -37,9 +58,13 @@ function toMs (v: string, unit: string): number {
   return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : n
 }
 
-/** One wrk run (bounded by -d); parses req/s and the 50%/99% latency lines. */
-async function load (url: string): Promise<Result> {
-  const args = ['-t1', `-c${connections}`, `-d${durationS}s`, '--latency', url]
+/**
+ * One wrk run (bounded by -d); parses req/s and the 50%/99% latency lines. With `script`
+ * (a Lua file defining delay()), each connection waits that long between requests: a paced
+ * load well below saturation, so latency is the proxy's own and not queueing.
+ */
+async function load (url: string, script?: string): Promise<Result> {
+  const args = ['-t1', `-c${connections}`, `-d${durationS}s`, '--latency', ...(script === undefined ? [] : ['-s', script]), url]
   const out = await new Promise<string>((resolve, reject) => {
     const p = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let text = ''
@@ -57,11 +82,16 @@ async function load (url: string): Promise<Result> {
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0)
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
   const errors = non2xx + (sock === null ? 0 : sock.slice(1).reduce((a, b) => a + Number(b), 0))
-  return { rps, p50: lat('50'), p99: lat('99'), requests, errors }
+  return { rps, p50: lat('50'), p99: lat('99'), requests, errors, proxyUs: NaN, pacedP50: NaN, pacedP99: NaN, pacedRps: NaN }
 }
 
+// BENCH_PROXY_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the zkproxy processes
+// (written when they exit on SIGTERM).
+const proxyNodeFlags = (process.env['BENCH_PROXY_NODE_FLAGS'] ?? '').split(' ').filter(f => f !== '')
+
 async function node (script: string, args: string[], name: string): Promise<TrackedProcess> {
-  const p = spawnTracked(process.execPath, [script, ...args], { name })
+  const flags = script === cli ? proxyNodeFlags : []
+  const p = spawnTracked(process.execPath, [...flags, script, ...args], { name })
   await p.waitForOutput(/ready|proxy listening/, 20_000)
   return p
 }
@@ -99,9 +129,10 @@ async function main (): Promise<void> {
   const zk = await startZooKeeper({ nodes: 1 })
   const tmp = mkdtempSync(join(tmpdir(), 'zkproxy-bench-'))
   let nginx: TrackedProcess | undefined
+  const proxies: TrackedProcess[] = []
   try {
     const originPorts = [await freePort(), await freePort()]
-    await Promise.all(originPorts.map(async (p, i) => await node(join(here, 'origin.js'), [String(p), `origin-${i}`], `origin-${i}`)))
+    const origins = await Promise.all(originPorts.map(async (p, i) => await node(join(here, 'origin.js'), [String(p), `origin-${i}`], `origin-${i}`)))
 
     const session = new ZkSession({ connect: zk.connectString, sessionTimeoutMs: 10_000, logger: log }).start()
     await session.waitConnected(10_000)
@@ -110,26 +141,26 @@ async function main (): Promise<void> {
       await session.create(`/targets/origin-${i}`, Buffer.from(JSON.stringify({ url: `http://127.0.0.1:${p}`, requests: 0 })), CreateMode.EPHEMERAL)
     }
 
-    const cases: Array<{ name: string, url: string }> = []
-    cases.push({ name: 'direct', url: `http://127.0.0.1:${originPorts[0]}/bench` })
+    const cases: Array<{ name: string, url: string, pid: number | undefined }> = []
+    cases.push({ name: 'direct', url: `http://127.0.0.1:${originPorts[0]}/bench`, pid: origins[0]?.pid })
     if (hasCommand('nginx')) {
       const port = await freePort()
       const conf = nginxConf(tmp, port, originPorts)
       nginx = spawnTracked(nginxBinary(), ['-c', conf, '-p', tmp, '-g', 'daemon off;'], { name: 'nginx' })
       await waitForPort(port)
-      cases.push({ name: 'nginx', url: `http://127.0.0.1:${port}/bench` })
+      cases.push({ name: 'nginx', url: `http://127.0.0.1:${port}/bench`, pid: nginx.pid })
     }
     const barePort = await freePort()
-    await node(join(here, 'bare-forward.js'), [String(barePort), ...originPorts.map(p => `http://127.0.0.1:${p}`)], 'bare')
-    cases.push({ name: 'bare', url: `http://127.0.0.1:${barePort}/bench` })
+    const bare = await node(join(here, 'bare-forward.js'), [String(barePort), ...originPorts.map(p => `http://127.0.0.1:${p}`)], 'bare')
+    cases.push({ name: 'bare', url: `http://127.0.0.1:${barePort}/bench`, pid: bare.pid })
     const proxyPort = await freePort()
-    await node(cli, ['proxy', '--zk', zk.connectString, '--listen', `127.0.0.1:${proxyPort}`, '--admin', 'off', '--cache-ttl', '0', '--log-level', 'info'], 'zkproxy')
+    proxies.push(await node(cli, ['proxy', '--zk', zk.connectString, '--listen', `127.0.0.1:${proxyPort}`, '--admin', 'off', '--cache-ttl', '0', '--log-level', 'info'], 'zkproxy'))
     await waitForTargets(`http://127.0.0.1:${proxyPort}/bench`)
-    cases.push({ name: 'zkproxy', url: `http://127.0.0.1:${proxyPort}/bench` })
+    cases.push({ name: 'zkproxy', url: `http://127.0.0.1:${proxyPort}/bench`, pid: proxies[0]?.pid })
     const cachePort = await freePort()
-    await node(cli, ['proxy', '--zk', zk.connectString, '--listen', `127.0.0.1:${cachePort}`, '--admin', 'off', '--log-level', 'info'], 'zkproxy-cache')
+    proxies.push(await node(cli, ['proxy', '--zk', zk.connectString, '--listen', `127.0.0.1:${cachePort}`, '--admin', 'off', '--log-level', 'info'], 'zkproxy-cache'))
     await waitForTargets(`http://127.0.0.1:${cachePort}/bench`)
-    cases.push({ name: 'zk-hit', url: `http://127.0.0.1:${cachePort}/bench` })
+    cases.push({ name: 'zk-hit', url: `http://127.0.0.1:${cachePort}/bench`, pid: proxies[1]?.pid })
 
     // BENCH_CASES=bare,zkproxy runs a subset (A/B comparisons while optimising).
     const only = process.env['BENCH_CASES']?.split(',')
@@ -137,23 +168,40 @@ async function main (): Promise<void> {
     const results = new Map<string, Result[]>(cases.map(c => [c.name, []]))
     let zkOps = 0
     let zkRequests = 0
+    const pace = join(tmp, 'pace.lua')
+    writeFileSync(pace, `function delay() return ${PACE_MS} end\n`)
     for (const c of cases) await load(c.url) // warm-up (JIT, keep-alive pools), not counted
     for (let r = 0; r < rounds; r++) {
-      for (const c of cases) {
+      // Each round starts one case later: on a shared VM, what ran just before a case (host
+      // throttling, a neighbour's burst) shifts its figures, so no case always follows another.
+      for (const c of [...cases.slice(r % cases.length), ...cases.slice(0, r % cases.length)]) {
         const before = c.name === 'zkproxy' ? await zkPackets(zk) : 0
+        const cpuBefore = cpuSeconds(c.pid)
         const res = await load(c.url)
+        res.proxyUs = (cpuSeconds(c.pid) - cpuBefore) * 1e6 / res.requests
+        if (PACED.has(c.name)) {
+          const paced = await load(c.url, pace)
+          res.pacedP50 = paced.p50
+          res.pacedP99 = paced.p99
+          res.pacedRps = paced.rps
+          res.errors += paced.errors
+        }
         if (c.name === 'zkproxy') {
           zkOps += (await zkPackets(zk)) - before
           zkRequests += res.requests
         }
         results.get(c.name)!.push(res)
-        process.stderr.write(`round ${r + 1}/${rounds} ${c.name.padEnd(8)} ${res.rps.toFixed(0)} req/s p50 ${res.p50.toFixed(2)} ms p99 ${res.p99.toFixed(2)} ms errors ${res.errors}\n`)
+        process.stderr.write(`round ${r + 1}/${rounds} ${c.name.padEnd(8)} ${res.rps.toFixed(0)} req/s p50 ${res.p50.toFixed(2)} ms p99 ${res.p99.toFixed(2)} ms cpu ${res.proxyUs.toFixed(1)} us/req` +
+          (PACED.has(c.name) ? ` | paced ${res.pacedRps.toFixed(0)} req/s p50 ${res.pacedP50.toFixed(2)} ms p99 ${res.pacedP99.toFixed(2)} ms` : '') +
+          ` errors ${res.errors}\n`)
       }
     }
     report(results, zkOps, zkRequests)
     await session.close()
   } finally {
     await nginx?.stop('SIGQUIT', 3000)
+    // Graceful first (a --cpu-prof profile is written on a normal exit), then SIGKILL for all.
+    await Promise.all(proxies.map(async (p) => await p.stop('SIGTERM', 5000)))
     await stopAllTracked()
     await zk.stop()
     rmSync(tmp, { recursive: true, force: true })
@@ -166,10 +214,12 @@ function report (results: Map<string, Result[]>, zkOps: number, zkRequests: numb
   lines.push(`zkproxy benchmark — ${new Date().toISOString()}`)
   lines.push(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}; wrk -t1 -c${connections} -d${durationS}s, ${rounds} rounds, medians`)
   lines.push('')
-  lines.push('case       req/s   p50 ms   p99 ms   errors')
+  // cpu: CPU time (user + system, from /proc) of the process under test per request: the
+  // origin for direct, nginx for nginx, the proxy otherwise. Steadier than req/s on a shared VM.
+  lines.push('case       req/s   p50 ms   p99 ms   cpu us/req   errors')
   for (const name of results.keys()) {
     const errors = (results.get(name) ?? []).reduce((a, r) => a + r.errors, 0)
-    lines.push(`${name.padEnd(8)} ${med(name, 'rps').toFixed(0).padStart(7)} ${med(name, 'p50').toFixed(2).padStart(8)} ${med(name, 'p99').toFixed(2).padStart(8)} ${String(errors).padStart(8)}`)
+    lines.push(`${name.padEnd(8)} ${med(name, 'rps').toFixed(0).padStart(7)} ${med(name, 'p50').toFixed(2).padStart(8)} ${med(name, 'p99').toFixed(2).padStart(8)} ${med(name, 'proxyUs').toFixed(1).padStart(12)} ${String(errors).padStart(8)}`)
   }
   lines.push('')
   const ratio = (a: string, b: string, k: keyof Result = 'rps'): string => {
@@ -179,7 +229,10 @@ function report (results: Map<string, Result[]>, zkOps: number, zkRequests: numb
   lines.push(`zkproxy / direct          throughput ${ratio('zkproxy', 'direct')}`)
   lines.push(`zkproxy / nginx           throughput ${ratio('zkproxy', 'nginx')}   (target >= 0.5)`)
   lines.push(`zkproxy / bare reply-from throughput ${ratio('zkproxy', 'bare')}   (cost of discovery+counting+failover)`)
-  lines.push(`zkproxy / nginx           p99 latency ${ratio('zkproxy', 'nginx', 'p99')}   (target <= 1.5)`)
+  lines.push(`zkproxy / nginx           p99 latency ${ratio('zkproxy', 'nginx', 'p99')}   (target <= 1.5; saturated: tracks the throughput ratio)`)
+  lines.push(`zkproxy / nginx           p99 latency ${ratio('zkproxy', 'nginx', 'pacedP99')}   (target <= 1.5; paced, ${connections} connections each sending every ${PACE_MS} ms: ` +
+    `zkproxy ${med('zkproxy', 'pacedP99').toFixed(2)} ms, nginx ${med('nginx', 'pacedP99').toFixed(2)} ms at ${med('zkproxy', 'pacedRps').toFixed(0)} and ${med('nginx', 'pacedRps').toFixed(0)} req/s)`)
+  lines.push(`zkproxy / nginx           CPU per request ${ratio('zkproxy', 'nginx', 'proxyUs')}   (process under test only)`)
   lines.push(`cache hits / direct       throughput ${ratio('zk-hit', 'direct')}   (target >= 0.9)`)
   lines.push(`cache hits / nginx        throughput ${ratio('zk-hit', 'nginx')}   (target >= 1.5)`)
   lines.push(`ZooKeeper operations per proxied request: ${zkRequests === 0 ? 'n/a' : (zkOps / zkRequests).toFixed(5)}   (${zkOps} operations / ${zkRequests} requests; target < 0.01)`)
