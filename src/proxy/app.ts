@@ -45,10 +45,18 @@ export interface ProxyAppOptions {
  * (fast-forward.ts). They need none of the routing, per-request logger or reply machinery,
  * and skipping it brings hits close to a bare node:http server sending the same bytes and
  * forwarding close to undici's own cost (bench/run.ts). Only requests the full path would
- * accept unchanged qualify: origin-form URL, no shape the request guard refuses, no body, no
- * Upgrade or Expect; with --access-log every request takes the full path so that each one is
- * logged, and while closing the full path answers 503 like fastify does.
+ * accept unchanged qualify: origin-form URL of plain characters, no shape the request guard
+ * refuses, no body, no Upgrade or Expect; with --access-log every request takes the full path
+ * so that each one is logged, and while closing the full path answers 503 like fastify does.
  */
+/**
+ * Request-targets the raw path passes on byte for byte: RFC 3986 path and query characters
+ * only. Anything else (non-ASCII, `"<>{}|^` and the like) takes the fastify path, where
+ * reply-from percent-encodes it through WHATWG URL, so the two paths never send one request
+ * two different ways.
+ */
+const PLAIN_TARGET = /^[\w\-.~!$&'()*+,;=:@/?%]*$/
+
 function fastPath (handler: (req: IncomingMessage, res: ServerResponse) => void, opts: ProxyAppOptions,
   forward: FastForward | undefined, closing: () => boolean): (req: IncomingMessage, res: ServerResponse) => void {
   const cache = opts.cache
@@ -64,7 +72,7 @@ function fastPath (handler: (req: IncomingMessage, res: ServerResponse) => void,
         if (answer(req, res)) return
       } else {
         const h = req.headers
-        if (h['content-length'] === undefined && h['transfer-encoding'] === undefined && h.upgrade === undefined &&
+        if (PLAIN_TARGET.test(url) && h['content-length'] === undefined && h['transfer-encoding'] === undefined && h.upgrade === undefined &&
           h.expect === undefined && !closing() && forward!(req, res)) return
       }
     }

@@ -125,15 +125,17 @@ class Exchange implements Dispatcher.DispatchHandler {
   onError (err: Error): void {
     const t = this.#current
     if (t === undefined) return // the client already went away and ended this attempt
-    this.#ctx.router.end(t)
-    this.#current = undefined
     const res = this.#res
     if (res.headersSent) {
       // Part of the response went out: nothing to retry, nothing to answer; cut the client off
-      // so it sees a truncated response rather than a complete-looking one.
-      res.destroy(err)
+      // so it sees a truncated response rather than a complete-looking one. The close that
+      // follows ends the attempt and records its latency (#closed).
+      this.#ctx.log.debug({ target: t.name, err }, 'upstream failed mid-response')
+      res.destroy()
       return
     }
+    this.#ctx.router.end(t)
+    this.#current = undefined
     const { stage, next } = attemptFailed(this.#ctx, t, err, this.#tries, this.#req.method!, true, false)
     if (next !== undefined) {
       this.start(next)

@@ -13,6 +13,8 @@ const HOP_BY_HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP)
 export const VIA = '1.1 zkproxy'
 
 function connectionNamed (value: unknown): string[] {
+  // Repeated Connection lines arrive as an array from undici: each names fields too.
+  if (Array.isArray(value)) return value.flatMap(connectionNamed)
   if (typeof value !== 'string' || value === '') return []
   const names: string[] = []
   for (const part of value.split(',')) {

@@ -22,6 +22,7 @@ const DUPLICATE_HOST: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', messa
 const TE_ON_HTTP10: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', message: 'Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)' }
 const TE_NOT_CHUNKED: Rejection = { code: 'ZKPROXY_ERR_PROXY_NOT_IMPLEMENTED', message: 'only Transfer-Encoding: chunked is supported (RFC 9112 §6.1)' }
 const DOT_SEGMENT: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', message: 'dot-segments ("." or "..") in the path are refused' }
+const BACKSLASH: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', message: 'a backslash in the path (RFC 3986 allows none; "/\\host" reads as "//host" to some parsers)' }
 const TOO_MANY_HEADERS: Rejection = { code: 'ZKPROXY_ERR_PROXY_TOO_MANY_HEADERS', message: `more than ${MAX_HEADER_FIELDS} header fields` }
 
 export function checkRequest (req: IncomingMessage): Rejection | undefined {
@@ -29,8 +30,7 @@ export function checkRequest (req: IncomingMessage): Rejection | undefined {
   if (raw.length > 2 * MAX_HEADER_FIELDS) return TOO_MANY_HEADERS
   let hosts = 0
   let te: string | undefined
-  // One pass over the raw list (not req.headers: Node builds that object on first use, and
-  // the raw forwarding path never needs it).
+  // One pass over the raw list (not req.headers: Node builds that object on first use).
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     if (name.length === 4) {
@@ -47,7 +47,11 @@ export function checkRequest (req: IncomingMessage): Rejection | undefined {
     // saying so once hop-by-hop Transfer-Encoding is stripped: refuse codings we cannot pass.
     if (te.trim().toLowerCase() !== 'chunked') return TE_NOT_CHUNKED
   }
-  if (hasDotSegment(req.url ?? '/')) return DOT_SEGMENT
+  const url = req.url ?? '/'
+  // In the path only: browsers send a raw backslash in query strings (WHATWG URL leaves it).
+  const backslash = url.indexOf('\\')
+  if (backslash !== -1 && !url.slice(0, backslash).includes('?')) return BACKSLASH
+  if (hasDotSegment(url)) return DOT_SEGMENT
   return undefined
 }
 

@@ -97,6 +97,8 @@ describe('request shapes get explicit answers', () => {
     ['Transfer-Encoding on HTTP/1.0', 'POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
     ['dot-segment path', 'GET /a/../admin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 400],
     ['encoded dot-segment path', 'GET /a/%2e%2e/admin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 400],
+    ['backslash in the path', 'GET /\\evil.example/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 400],
+    ['backslash in the path, HEAD', 'HEAD /a\\b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 400],
     ['HTTP/1.1 without Host', 'GET / HTTP/1.1\r\nConnection: close\r\n\r\n', 400],
     ['oversized header section', `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'x'.repeat(9000)}\r\nConnection: close\r\n\r\n`, 431],
     ['body over --body-limit (Content-Length)', `POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${2 * 1024 * 1024}\r\nConnection: close\r\n\r\n`, 413]
@@ -119,6 +121,18 @@ describe('request shapes get explicit answers', () => {
     const r = await raw('GET //evil.example/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
     expect(r.status).toBe(200)
     expect(echoOf(r.text).url).toBe('/evil.example/x')
+  })
+
+  it('a backslash in the query is passed on as sent (browsers send it raw)', async () => {
+    const r = await raw('GET /q?path=a\\b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    expect(r.status).toBe(200)
+    expect(echoOf(r.text).url).toBe('/q?path=a\\b')
+  })
+
+  it('characters outside RFC 3986 in the path reach the backend percent-encoded (WHATWG URL), the query as sent', async () => {
+    const r = await raw('GET /a|b{c}?x="y" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    expect(r.status).toBe(200)
+    expect(echoOf(r.text).url).toBe('/a|b%7Bc%7D?x="y"')
   })
 
   it('an Upgrade: h2c request is answered over HTTP/1.1 without upgrading', async () => {
