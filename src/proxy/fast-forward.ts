@@ -14,6 +14,7 @@ import type { Logger } from 'pino'
 import type { LiveTarget, Router } from './router.js'
 import { downstreamRawHeaders, upstreamHeaderList } from './headers.js'
 import { writeProblem } from './answers.js'
+import { noteStreamed } from './spent-buffers.js'
 import { attemptFailed, exhaustedMessage, type AttemptLog, type FailureContext, type ForwardHooks } from './failover.js'
 
 export interface FastForwardOptions {
@@ -112,6 +113,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onData (chunk: Buffer): boolean {
+    noteStreamed(chunk.length)
     if (this.#res.write(chunk)) return true
     // Backpressure: undici stops reading from the target until the client has caught up.
     this.#res.once('drain', this.#resume!)

@@ -10,6 +10,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { sendProblem } from './answers.js'
+import { noteStreamed } from './spent-buffers.js'
 import type { LiveTarget, Router } from './router.js'
 import { attemptFailed, exhaustedMessage, type AttemptLog, type FailureContext, type ForwardHooks } from './failover.js'
 
@@ -41,6 +42,7 @@ export interface Respond {
 }
 
 const noRetryDelay = (): null => null
+const countStreamed = (chunk: Buffer): void => { noteStreamed(chunk.length) }
 
 type FromOptions = Parameters<FastifyReply['from']>[1]
 /** True when `err` or one of its causes carries `code`. */
@@ -125,6 +127,9 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
           // Still in flight until the client has the whole response (the close listener above).
           status = res.statusCode
           hooks?.onUpstreamResponse?.(t, res.statusCode)
+          // A second 'data' listener beside the pipe that sends the body: it follows the
+          // pipe's pace (pause/resume) and only counts bytes (spent-buffers.ts).
+          res.stream.on('data', countStreamed)
           respond(req, rep, res, t)
         },
         onError: (rep, { error }) => {
