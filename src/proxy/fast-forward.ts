@@ -14,7 +14,7 @@ import type { Logger } from 'pino'
 import type { LiveTarget, Router } from './router.js'
 import { downstreamRawHeaders, upstreamHeaderList } from './headers.js'
 import { writeProblem } from './answers.js'
-import { noteStreamed } from './spent-buffers.js'
+import { LARGE_BODY_BYTES, noteStreamed } from './spent-buffers.js'
 import { attemptFailed, exhaustedMessage, type AttemptLog, type FailureContext, type ForwardHooks } from './failover.js'
 
 export interface FastForwardOptions {
@@ -68,6 +68,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   #abort: ((err: Error) => void) | undefined
   #resume: (() => void) | undefined
   #clientGone = false
+  /** Body bytes passed on so far (large bodies free their spent buffers early). */
+  #bytes = 0
 
   constructor (ctx: FailureContext, dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, headers: string[], startedAt: number) {
     this.#ctx = ctx
@@ -113,7 +115,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onData (chunk: Buffer): boolean {
-    noteStreamed(chunk.length)
+    this.#bytes += chunk.length
+    if (this.#bytes > LARGE_BODY_BYTES) noteStreamed(chunk.length)
     if (this.#res.write(chunk)) return true
     // Backpressure: undici stops reading from the target until the client has caught up.
     this.#res.once('drain', this.#resume!)

@@ -10,7 +10,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { sendProblem } from './answers.js'
-import { noteStreamed } from './spent-buffers.js'
+import { LARGE_BODY_BYTES, noteStreamed } from './spent-buffers.js'
 import type { LiveTarget, Router } from './router.js'
 import { attemptFailed, exhaustedMessage, type AttemptLog, type FailureContext, type ForwardHooks } from './failover.js'
 
@@ -127,9 +127,10 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
           // Still in flight until the client has the whole response (the close listener above).
           status = res.statusCode
           hooks?.onUpstreamResponse?.(t, res.statusCode)
-          // A second 'data' listener beside the pipe that sends the body: it follows the
-          // pipe's pace (pause/resume) and only counts bytes (spent-buffers.ts).
-          res.stream.on('data', countStreamed)
+          // Large bodies (or of unknown size) get a second 'data' listener beside the pipe
+          // that sends them: it follows the pipe's pace and only counts bytes (spent-buffers.ts).
+          const declared = res.headers['content-length']
+          if (typeof declared !== 'string' || Number(declared) > LARGE_BODY_BYTES) res.stream.on('data', countStreamed)
           respond(req, rep, res, t)
         },
         onError: (rep, { error }) => {
