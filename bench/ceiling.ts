@@ -2,20 +2,14 @@
 // same bytes from memory"): a bare node:http server sending exactly the head fields and body
 // of one zkproxy cache hit, captured by bench/run.ts, from memory, for every request.
 // Usage: node dist/bench/ceiling.js PORT FILE   (FILE: JSON { status, fields: [name, value, …], body: base64 })
-import { createServer } from 'node:http'
+import { serve } from './serve.js'
 import { readFileSync } from 'node:fs'
 
 const port = Number(process.argv[2] ?? 0)
 const spec = JSON.parse(readFileSync(process.argv[3] ?? '', 'utf8')) as { status: number, fields: string[], body: string }
 const body = Buffer.from(spec.body, 'base64')
 const fields = spec.fields
-const server = createServer((req, res) => {
+serve(port, (req, res) => {
   res.writeHead(spec.status, fields)
   res.end(req.method === 'HEAD' ? undefined : body)
 })
-server.keepAliveTimeout = 60_000
-server.listen(port, '127.0.0.1', () => {
-  const a = server.address()
-  process.stdout.write(`ready ${typeof a === 'object' && a !== null ? a.port : port}\n`)
-})
-process.on('SIGTERM', () => { server.close(); server.closeAllConnections(); process.exit(0) })

@@ -15,6 +15,7 @@ import { request } from 'undici'
 import { startZooKeeper } from '../test/support/zookeeper.js'
 import { freePort } from '../test/support/ports.js'
 import { spawnTracked, stopAllTracked, type TrackedProcess } from '../test/support/processes.js'
+import { writeChunks } from '../test/support/backends.js'
 import { CreateMode, ZkSession } from '../src/zk/index.js'
 
 const bodyMb = Number(process.env['MEMORY_BODY_MB'] ?? 64)
@@ -40,17 +41,7 @@ async function backend (port: number): Promise<Server> {
   const chunks = Math.ceil(bodyMb * MiB / chunk.length)
   const server = createServer((req, res) => {
     if (req.url !== '/big.bin') { res.end('small'); return }
-    res.setHeader('content-type', 'application/octet-stream')
-    res.setHeader('content-length', String(chunks * chunk.length))
-    let i = 0
-    const write = (): void => {
-      while (i < chunks) {
-        i++
-        if (!res.write(chunk)) { res.once('drain', write); return }
-      }
-      res.end()
-    }
-    write()
+    writeChunks(res, chunk, chunks)
   })
   await new Promise<void>(resolve => server.listen(port, '127.0.0.1', resolve))
   return server

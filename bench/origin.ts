@@ -1,12 +1,12 @@
 // The fixed origin for benchmarks: a bare node:http server answering every path with the same
 // 1 KiB body from memory. It is also the ceiling a cache hit is measured against (the fastest
 // a single Node process can answer these bytes). Usage: node dist/bench/origin.js PORT NAME
-import { createServer } from 'node:http'
+import { serve } from './serve.js'
 
 const port = Number(process.argv[2] ?? 0)
 const name = process.argv[3] ?? 'origin'
 const body = Buffer.alloc(1024, 'z')
-const server = createServer((req, res) => {
+serve(port, (req, res) => {
   res.writeHead(200, {
     'content-type': 'text/plain',
     'content-length': body.length,
@@ -16,9 +16,3 @@ const server = createServer((req, res) => {
   })
   res.end(req.method === 'HEAD' ? undefined : body)
 })
-server.keepAliveTimeout = 60_000
-server.listen(port, '127.0.0.1', () => {
-  const a = server.address()
-  process.stdout.write(`ready ${typeof a === 'object' && a !== null ? a.port : port}\n`)
-})
-process.on('SIGTERM', () => { server.close(); server.closeAllConnections(); process.exit(0) })

@@ -9,7 +9,7 @@ import { ms, until } from '../support/until.js'
 import { stopAllTracked, type TrackedProcess } from '../support/processes.js'
 import { startCli, waitForLog } from '../support/cli.js'
 import { closeAllSessions, connectSession } from '../support/zk-client.js'
-import { closeAllBackends, startBackend } from '../support/backends.js'
+import { closeAllBackends, startBackend, writeChunks } from '../support/backends.js'
 import { readCount, registerTarget } from '../support/proxy.js'
 
 let zk: ZkCluster | undefined
@@ -192,19 +192,7 @@ describe('streaming', () => {
     zk = await startZooKeeper({ nodes: 1 })
     const chunk = Buffer.alloc(64 * 1024, 'd')
     const CHUNKS = 4096 // 256 MB
-    const big = await startBackend('big', (_req, res) => {
-      res.setHeader('content-type', 'application/octet-stream')
-      res.setHeader('content-length', String(CHUNKS * chunk.length))
-      let i = 0
-      const write = (): void => {
-        while (i < CHUNKS) {
-          i++
-          if (!res.write(chunk)) { res.once('drain', write); return }
-        }
-        res.end()
-      }
-      write()
-    })
+    const big = await startBackend('big', (_req, res) => { writeChunks(res, chunk, CHUNKS) })
     const s = await connectSession(zk.connectString)
     await registerTarget(s, '/targets', 'big', big.url)
     const proxy = await startProxyProcess(zk.connectString, ['--cache-ttl', '120'])

@@ -111,29 +111,22 @@ describe('request shapes get explicit answers', () => {
     })
   }
 
-  it('an absolute-form request URI goes to a registered target with its path only, never to the named host', async () => {
-    const r = await raw('GET http://169.254.169.254:81/latest/meta-data?x=1 HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n')
-    expect(r.status).toBe(200)
-    expect(echoOf(r.text).url).toBe('/latest/meta-data?x=1')
-  })
-
-  it('a leading "//" is merged so the backend never sees a network-path reference', async () => {
-    const r = await raw('GET //evil.example/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
-    expect(r.status).toBe(200)
-    expect(echoOf(r.text).url).toBe('/evil.example/x')
-  })
-
-  it('a backslash in the query is passed on as sent (browsers send it raw)', async () => {
-    const r = await raw('GET /q?path=a\\b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
-    expect(r.status).toBe(200)
-    expect(echoOf(r.text).url).toBe('/q?path=a\\b')
-  })
-
-  it('characters outside RFC 3986 in the path reach the backend percent-encoded (WHATWG URL), the query as sent', async () => {
-    const r = await raw('GET /a|b{c}?x="y" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
-    expect(r.status).toBe(200)
-    expect(echoOf(r.text).url).toBe('/a|b%7Bc%7D?x="y"')
-  })
+  // [what, request line target, Host, the target the backend must see]
+  const targets: Array<[string, string, string, string]> = [
+    ['an absolute-form request URI goes to a registered target with its path only, never to the named host',
+      'http://169.254.169.254:81/latest/meta-data?x=1', '169.254.169.254', '/latest/meta-data?x=1'],
+    ['a leading "//" is merged so the backend never sees a network-path reference', '//evil.example/x', 'a', '/evil.example/x'],
+    ['a backslash in the query is passed on as sent (browsers send it raw)', '/q?path=a\\b', 'a', '/q?path=a\\b'],
+    ['characters outside RFC 3986 in the path reach the backend percent-encoded (WHATWG URL), the query as sent',
+      '/a|b{c}?x="y"', 'a', '/a|b%7Bc%7D?x="y"']
+  ]
+  for (const [name, target, host, expected] of targets) {
+    it(name, async () => {
+      const r = await raw(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
+      expect(r.status).toBe(200)
+      expect(echoOf(r.text).url).toBe(expected)
+    })
+  }
 
   it('an Upgrade: h2c request is answered over HTTP/1.1 without upgrading', async () => {
     const r = await raw('GET /u HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n')

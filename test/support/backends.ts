@@ -24,6 +24,24 @@ export const defaultHandler: Handler = (req, res) => {
   res.end(`hello from ${res.getHeader('x-served-by') as string} ${req.url ?? ''}`)
 }
 
+/**
+ * Streams `chunks` copies of `chunk` as one response with its Content-Length, only as fast as
+ * the socket takes them (write until it says wait, resume on drain): a large body from memory.
+ */
+export function writeChunks (res: ServerResponse, chunk: Buffer, chunks: number): void {
+  res.setHeader('content-type', 'application/octet-stream')
+  res.setHeader('content-length', String(chunks * chunk.length))
+  let i = 0
+  const write = (): void => {
+    while (i < chunks) {
+      i++
+      if (!res.write(chunk)) { res.once('drain', write); return }
+    }
+    res.end()
+  }
+  write()
+}
+
 export async function startBackend (name: string, handler: Handler = defaultHandler): Promise<Backend> {
   const seen: Backend['seen'] = []
   const server = createServer((req, res) => {
