@@ -347,3 +347,23 @@ describe('streamed responses (raw GET path)', () => {
     expect(await r.body.text()).toBe('')
   })
 })
+
+describe('graceful stop', () => {
+  it('finishes the request in flight (raw GET path), then refuses new connections', async () => {
+    const path = uniquePath('targets')
+    const slow = await startBackend('slow', (_req, res) => { setTimeout(() => { res.end('late') }, 300) })
+    const s = await connectSession(zkCluster().connectString)
+    await registerTarget(s, path, 'slow', slow.url)
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--cache-ttl', '0'])
+    await until(() => proxy.router.targets.length === 1)
+    const inFlight = request(`${proxy.url}/slow`)
+    await until(() => slow.hits() === 1, { message: 'the request reached the backend' })
+    const stopping = proxy.stop()
+    const r = await inFlight
+    expect(r.statusCode).toBe(200)
+    expect(await r.body.text()).toBe('late')
+    await stopping
+    await expect(request(`${proxy.url}/after`)).rejects.toThrow()
+    expect(slow.hits()).toBe(1)
+  })
+})
