@@ -67,6 +67,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   #status = 0
   #abort: ((err: Error) => void) | undefined
   #resume: (() => void) | undefined
+  /** The response head, held back until the first body byte or the end. */
+  #head: string[] | undefined
+  /** Why Node refused to write the head. */
+  #unwritable: Error | undefined
   #clientGone = false
   /** Body bytes passed on so far (large bodies free their spent buffers early). */
   #bytes = 0
@@ -86,6 +90,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#ctx.router.begin(t)
     this.#current = t
     this.#abort = undefined
+    this.#head = undefined
     this.#dispatcher.dispatch({ origin: t.origin, path: this.#req.url!, method: this.#req.method as Dispatcher.HttpMethod, headers: this.#headers }, this)
   }
 
@@ -98,23 +103,21 @@ class Exchange implements Dispatcher.DispatchHandler {
     // 1xx informational responses are not passed on (the final response follows).
     if (statusCode < 200) return true
     const t = this.#current!
-    const res = this.#res
     this.#ctx.router.succeeded(t)
     this.#status = statusCode
     this.#ctx.hooks?.onUpstreamResponse?.(t, statusCode)
-    try {
-      res.writeHead(statusCode, downstreamRawHeaders(rawHeaders))
-    } catch (err) {
-      // A status or header value Node will not write (undici's parser is more lenient).
-      this.#ctx.log.debug({ target: t.name, err }, 'upstream response cannot be passed on')
-      this.#abort?.(err as Error)
-      return false
-    }
+    // The head waits for the first body byte (or the end): a target that fails in between
+    // has sent the client nothing yet, so the request can still fail over or get a 502.
+    this.#head = downstreamRawHeaders(rawHeaders)
     this.#resume = resume
     return true
   }
 
   onData (chunk: Buffer): boolean {
+    if (this.#head !== undefined && !this.#writeHead()) {
+      this.#abort?.(this.#unwritable!)
+      return false
+    }
     this.#bytes += chunk.length
     if (this.#bytes > LARGE_BODY_BYTES) noteStreamed(chunk.length)
     if (this.#res.write(chunk)) return true
@@ -124,7 +127,25 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onComplete (): void {
+    if (this.#head !== undefined && !this.#writeHead()) {
+      this.onError(this.#unwritable!)
+      return
+    }
     this.#res.end()
+  }
+
+  /** Writes the waiting head; false when Node refuses it (undici's parser is more lenient). */
+  #writeHead (): boolean {
+    const fields = this.#head!
+    this.#head = undefined
+    try {
+      this.#res.writeHead(this.#status, fields)
+      return true
+    } catch (err) {
+      this.#ctx.log.debug({ target: this.#current?.name, err }, 'upstream response cannot be passed on')
+      this.#unwritable = err as Error
+      return false
+    }
   }
 
   onError (err: Error): void {

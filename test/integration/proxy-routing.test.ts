@@ -336,6 +336,43 @@ describe('streamed responses (raw GET path)', () => {
     expect(src.generated()).toBeLessThan(256 * MiB)
   })
 
+  it('a target that fails after its head but before any body byte: the GET fails over, the client never sees that head', async () => {
+    const path = uniquePath('targets')
+    // Sends its head, then drops the connection before the body.
+    const dies = await startBackend('dies', (_req, res) => {
+      res.writeHead(200, { 'content-length': '100', 'x-from': 'dies' })
+      res.flushHeaders()
+      setImmediate(() => { res.socket?.destroy() })
+    })
+    const ok = await startBackend('ok')
+    const s = await connectSession(zkCluster().connectString)
+    await registerTarget(s, path, 'dies', dies.url)
+    await registerTarget(s, path, 'ok', ok.url, 1000) // least-used tries 'dies' first
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--cache-ttl', '0'])
+    await until(() => proxy.router.targets.length === 2)
+    const r = await get(`${proxy.url}/x`)
+    expect(r.status).toBe(200)
+    expect(r.headers['x-served-by']).toBe('ok')
+    expect(r.headers['x-from']).toBeUndefined()
+    expect(dies.hits()).toBe(1)
+  })
+
+  it('with no other target, a failure after the head is a 502 upstream_failed, not a cut connection', async () => {
+    const path = uniquePath('targets')
+    const dies = await startBackend('dies', (_req, res) => {
+      res.writeHead(200, { 'content-length': '100' })
+      res.flushHeaders()
+      setImmediate(() => { res.socket?.destroy() })
+    })
+    const s = await connectSession(zkCluster().connectString)
+    await registerTarget(s, path, 'dies', dies.url)
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--cache-ttl', '0'])
+    await until(() => proxy.router.targets.length === 1)
+    const r = await get(`${proxy.url}/x`)
+    expect(r.status).toBe(502)
+    expect(JSON.parse(r.body)).toMatchObject({ error: 'upstream_failed' })
+  })
+
   it('HEAD keeps the backend Content-Length and sends no body', async () => {
     const { port } = await proxyFor('head', (_req, res) => {
       res.setHeader('content-length', '12345')
