@@ -10,7 +10,7 @@ import { Agent } from 'undici'
 import type { Logger } from 'pino'
 import type { ProxyConfig } from '../config.js'
 import type { Router } from './router.js'
-import { createForwarder, type ForwardHooks, type Respond } from './forward.js'
+import { createForwarder, failureStage, type ForwardHooks, type Respond } from './forward.js'
 import { checkRequest, normalizeRequestTarget } from './request-guard.js'
 import { bodyParser } from './body.js'
 import { sendProblem } from './answers.js'
@@ -140,6 +140,11 @@ export async function buildProxyApp (opts: ProxyAppOptions): Promise<FastifyInst
   app.setErrorHandler((err: Error & { statusCode?: number, code?: string }, _request, reply) => {
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
     if (status === 413) { sendProblem(reply, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE', err.message); return }
+    // The target's response stream failed before its first byte reached the client (its head
+    // came, its body did not): the target's fault, not ours.
+    const stage = failureStage(err)
+    if (stage === 'timeout') { sendProblem(reply, 'ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT', 'the target stopped sending its response'); return }
+    if (stage !== 'other') { sendProblem(reply, 'ZKPROXY_ERR_PROXY_UPSTREAM_FAILED', `the target failed while sending its response: ${err.message}`); return }
     if (status >= 500) {
       logger.error({ err }, 'request failed')
       sendProblem(reply, 'ZKPROXY_ERR_PROXY_INTERNAL')

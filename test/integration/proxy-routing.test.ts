@@ -357,21 +357,23 @@ describe('streamed responses (raw GET path)', () => {
     expect(dies.hits()).toBe(1)
   })
 
-  it('with no other target, a failure after the head is a 502 upstream_failed, not a cut connection', async () => {
-    const path = uniquePath('targets')
-    const dies = await startBackend('dies', (_req, res) => {
-      res.writeHead(200, { 'content-length': '100' })
-      res.flushHeaders()
-      setImmediate(() => { res.socket?.destroy() })
+  for (const [path, flags] of [['raw GET path', ['--cache-ttl', '0']], ['cache on, fastify path', []]] as const) {
+    it(`with no other target, a failure after the head is a 502 upstream_failed, not a cut connection (${path})`, async () => {
+      const targets = uniquePath('targets')
+      const dies = await startBackend('dies', (_req, res) => {
+        res.writeHead(200, { 'content-length': '100' })
+        res.flushHeaders()
+        setImmediate(() => { res.socket?.destroy() })
+      })
+      const s = await connectSession(zkCluster().connectString)
+      await registerTarget(s, targets, 'dies', dies.url)
+      const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', targets, ...flags])
+      await until(() => proxy.router.targets.length === 1)
+      const r = await get(`${proxy.url}/x`)
+      expect(r.status).toBe(502)
+      expect(JSON.parse(r.body)).toMatchObject({ error: 'upstream_failed' })
     })
-    const s = await connectSession(zkCluster().connectString)
-    await registerTarget(s, path, 'dies', dies.url)
-    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--cache-ttl', '0'])
-    await until(() => proxy.router.targets.length === 1)
-    const r = await get(`${proxy.url}/x`)
-    expect(r.status).toBe(502)
-    expect(JSON.parse(r.body)).toMatchObject({ error: 'upstream_failed' })
-  })
+  }
 
   it('HEAD keeps the backend Content-Length and sends no body', async () => {
     const { port } = await proxyFor('head', (_req, res) => {
