@@ -7,12 +7,24 @@ import { request } from 'undici'
 import { useZooKeeper } from '../support/suite.js'
 import { ms, until } from '../support/until.js'
 import { connectSession, uniquePath } from '../support/zk-client.js'
-import { startBackend } from '../support/backends.js'
+import { startBackend, type Backend, type Handler } from '../support/backends.js'
 import { readCount, registerTarget, startTestProxy } from '../support/proxy.js'
 import { freePort } from '../support/ports.js'
-import { CreateMode, expireSession } from '../../src/zk/index.js'
+import { CreateMode, expireSession, type ZkSession } from '../../src/zk/index.js'
+import type { ProxyRuntime } from '../../src/cli/proxy-runtime.js'
 
 const zkCluster = useZooKeeper()
+
+/** A fresh targets path with one backend registered as its only target, and a proxy routing to it. */
+async function oneTarget (name: string, handler: Handler | undefined, flags: readonly string[]): Promise<{ proxy: ProxyRuntime, backend: Backend, session: ZkSession, path: string }> {
+  const path = uniquePath('targets')
+  const backend = await startBackend(name, handler)
+  const session = await connectSession(zkCluster().connectString)
+  await registerTarget(session, path, name, backend.url)
+  const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, ...flags])
+  await until(() => proxy.router.targets.length === 1)
+  return { proxy, backend, session, path }
+}
 
 async function get (url: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string, headers: Record<string, string | string[] | undefined> }> {
   const r = await request(url, { headers })
@@ -52,13 +64,8 @@ describe('membership and routing', () => {
   })
 
   it('a graceful stop writes the counts not yet flushed', async () => {
-    const path = uniquePath('targets')
-    const a = await startBackend('a')
-    const s = await connectSession(zkCluster().connectString)
-    await registerTarget(s, path, 'a', a.url)
     // A flush period longer than the test: only the stop can write these counts.
-    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--count-flush-ms', '60000'])
-    await until(() => proxy.router.targets.length === 1)
+    const { proxy, session: s, path } = await oneTarget('a', undefined, ['--count-flush-ms', '60000'])
     for (let i = 0; i < 7; i++) expect((await get(`${proxy.url}/s${i}`)).status).toBe(200)
     expect(await readCount(s, `${path}/a`)).toBe(0)
     await proxy.stop()
@@ -229,12 +236,7 @@ describe('ZooKeeper faults', () => {
 
 describe('in-flight accounting', () => {
   it('a client that gives up before the target answers does not stay counted in flight', async () => {
-    const path = uniquePath('targets')
-    const slow = await startBackend('slow', (_req, res) => { setTimeout(() => { res.end('late') }, 300) })
-    const s = await connectSession(zkCluster().connectString)
-    await registerTarget(s, path, 'slow', slow.url)
-    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--cache-ttl', '0'])
-    await until(() => proxy.router.targets.length === 1)
+    const { proxy, backend: slow } = await oneTarget('slow', (_req, res) => { setTimeout(() => { res.end('late') }, 300) }, ['--cache-ttl', '0'])
     for (let i = 0; i < 5; i++) {
       await request(`${proxy.url}/wait${i}`, { signal: AbortSignal.timeout(50) }).catch(() => {})
     }
@@ -243,12 +245,7 @@ describe('in-flight accounting', () => {
   })
 
   it('a client that aborts a chunked upload releases the upstream request', async () => {
-    const path = uniquePath('targets')
-    const b = await startBackend('b')
-    const s = await connectSession(zkCluster().connectString)
-    await registerTarget(s, path, 'b', b.url)
-    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--cache-ttl', '0'])
-    await until(() => proxy.router.targets.length === 1)
+    const { proxy } = await oneTarget('b', undefined, ['--cache-ttl', '0'])
     const sock = connect(Number(new URL(proxy.url).port), '127.0.0.1')
     await new Promise<void>(resolve => sock.once('connect', resolve))
     sock.write('POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n')
@@ -264,7 +261,7 @@ describe('streamed responses (raw GET path)', () => {
   const MiB = 1024 * 1024
 
   /** A backend streaming `total` bytes in 64 KiB chunks, only as fast as its socket takes them. */
-  function streamer (total: number): { generated: () => number, closedEarly: () => boolean, handler: Parameters<typeof startBackend>[1] } {
+  function streamer (total: number): { generated: () => number, closedEarly: () => boolean, handler: Handler } {
     let generated = 0
     let closedEarly = false
     return {
@@ -286,20 +283,11 @@ describe('streamed responses (raw GET path)', () => {
     }
   }
 
-  async function proxyFor (name: string, handler: Parameters<typeof startBackend>[1]): Promise<{ port: number, inFlight: () => number }> {
-    const path = uniquePath('targets')
-    const b = await startBackend(name, handler)
-    const s = await connectSession(zkCluster().connectString)
-    await registerTarget(s, path, name, b.url)
-    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--cache-ttl', '0'])
-    await until(() => proxy.router.targets.length === 1)
-    return { port: Number(new URL(proxy.url).port), inFlight: () => proxy.router.targets[0]!.inFlight }
-  }
-
   it('a client that reads nothing stops the backend (backpressure), then gets every byte', async () => {
     const total = 48 * MiB
     const src = streamer(total)
-    const { port } = await proxyFor('big', src.handler)
+    const { proxy } = await oneTarget('big', src.handler, ['--cache-ttl', '0'])
+    const port = Number(new URL(proxy.url).port)
     const sock = connect(port, '127.0.0.1')
     sock.pause() // reads nothing until told
     await new Promise<void>(resolve => sock.once('connect', resolve))
@@ -323,7 +311,9 @@ describe('streamed responses (raw GET path)', () => {
 
   it('a client that goes away mid-body cuts the upstream response and is no longer in flight', async () => {
     const src = streamer(256 * MiB)
-    const { port, inFlight } = await proxyFor('cut', src.handler)
+    const { proxy } = await oneTarget('cut', src.handler, ['--cache-ttl', '0'])
+    const port = Number(new URL(proxy.url).port)
+    const inFlight = (): number => proxy.router.targets[0]!.inFlight
     const sock = connect(port, '127.0.0.1')
     let received = 0
     sock.on('data', (c: Buffer) => { received += c.length })
@@ -359,16 +349,11 @@ describe('streamed responses (raw GET path)', () => {
 
   for (const [path, flags] of [['raw GET path', ['--cache-ttl', '0']], ['cache on, fastify path', []]] as const) {
     it(`with no other target, a failure after the head is a 502 upstream_failed, not a cut connection (${path})`, async () => {
-      const targets = uniquePath('targets')
-      const dies = await startBackend('dies', (_req, res) => {
+      const { proxy } = await oneTarget('dies', (_req, res) => {
         res.writeHead(200, { 'content-length': '100' })
         res.flushHeaders()
         setImmediate(() => { res.socket?.destroy() })
-      })
-      const s = await connectSession(zkCluster().connectString)
-      await registerTarget(s, targets, 'dies', dies.url)
-      const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', targets, ...flags])
-      await until(() => proxy.router.targets.length === 1)
+      }, flags)
       const r = await get(`${proxy.url}/x`)
       expect(r.status).toBe(502)
       expect(JSON.parse(r.body)).toMatchObject({ error: 'upstream_failed' })
@@ -376,10 +361,11 @@ describe('streamed responses (raw GET path)', () => {
   }
 
   it('HEAD keeps the backend Content-Length and sends no body', async () => {
-    const { port } = await proxyFor('head', (_req, res) => {
+    const { proxy } = await oneTarget('head', (_req, res) => {
       res.setHeader('content-length', '12345')
       res.end()
-    })
+    }, ['--cache-ttl', '0'])
+    const port = Number(new URL(proxy.url).port)
     const r = await request(`http://127.0.0.1:${port}/h`, { method: 'HEAD' })
     expect(r.statusCode).toBe(200)
     expect(r.headers['content-length']).toBe('12345')
@@ -389,12 +375,7 @@ describe('streamed responses (raw GET path)', () => {
 
 describe('graceful stop', () => {
   it('finishes the request in flight (raw GET path), then refuses new connections', async () => {
-    const path = uniquePath('targets')
-    const slow = await startBackend('slow', (_req, res) => { setTimeout(() => { res.end('late') }, 300) })
-    const s = await connectSession(zkCluster().connectString)
-    await registerTarget(s, path, 'slow', slow.url)
-    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--cache-ttl', '0'])
-    await until(() => proxy.router.targets.length === 1)
+    const { proxy, backend: slow } = await oneTarget('slow', (_req, res) => { setTimeout(() => { res.end('late') }, 300) }, ['--cache-ttl', '0'])
     const inFlight = request(`${proxy.url}/slow`)
     await until(() => slow.hits() === 1, { message: 'the request reached the backend' })
     const stopping = proxy.stop()
