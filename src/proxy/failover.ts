@@ -54,10 +54,6 @@ export interface ForwardHooks {
   trustForwarded?: (peerAddress: string) => boolean
 }
 
-export function isIdempotent (method: string): boolean {
-  return IDEMPOTENT.has(method)
-}
-
 /** One request's attempts: how many so far, and which targets were tried. */
 export interface AttemptLog {
   n: number
@@ -95,7 +91,7 @@ export function attemptFailed (ctx: FailureContext, t: LiveTarget, error: unknow
     }
   }
   const mayRetry = !sent && attempts.n < ctx.attempts && replayable &&
-    (stage === 'connect' || (stage === 'sent' && isIdempotent(method)))
+    (stage === 'connect' || (stage === 'sent' && IDEMPOTENT.has(method)))
   if (!mayRetry) return { stage, next: undefined }
   attempts.tried ??= new Set()
   attempts.tried.add(t.name)

@@ -12,10 +12,13 @@ const HOP_BY_HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP)
 
 export const VIA = '1.1 zkproxy'
 
-function connectionNamed (value: unknown): string[] {
+const NONE: readonly string[] = Object.freeze([])
+
+function connectionNamed (value: unknown): readonly string[] {
   // Repeated Connection lines arrive as an array from undici: each names fields too.
   if (Array.isArray(value)) return value.flatMap(connectionNamed)
-  if (typeof value !== 'string' || value === '') return []
+  // Most requests and responses name nothing: no array per message for them.
+  if (typeof value !== 'string' || value === '') return NONE
   const names: string[] = []
   for (const part of value.split(',')) {
     const n = part.trim().toLowerCase()
@@ -78,20 +81,21 @@ export function upstreamHeaderList (request: IncomingMessage, proto: string, tru
     else for (const v of value) out.push(name, v)
   }
   const client = request.socket.remoteAddress ?? 'unknown'
-  // The rewritten fields are read only if the Connection header did not name them.
-  const kept = (name: string): string | undefined => {
-    const v = headers[name]
-    return typeof v === 'string' && !named.includes(name) ? v : undefined
-  }
-  const xff = kept('x-forwarded-for')
+  const xff = kept(headers, named, 'x-forwarded-for')
   out.push('x-forwarded-for', xff !== undefined && xff !== '' ? `${xff}, ${client}` : client)
-  const xfp = trustedPeer ? kept('x-forwarded-proto') : undefined
+  const xfp = trustedPeer ? kept(headers, named, 'x-forwarded-proto') : undefined
   out.push('x-forwarded-proto', xfp ?? proto)
-  const xfh = trustedPeer ? kept('x-forwarded-host') : undefined
+  const xfh = trustedPeer ? kept(headers, named, 'x-forwarded-host') : undefined
   const host = xfh ?? headers.host
   if (host !== undefined) out.push('x-forwarded-host', host)
-  out.push('via', appendVia(kept('via')))
+  out.push('via', appendVia(kept(headers, named, 'via')))
   return out
+}
+
+/** A field the proxy rewrites, as the client sent it, unless the Connection header named it. */
+function kept (headers: IncomingHttpHeaders, named: readonly string[], name: string): string | undefined {
+  const v = headers[name]
+  return typeof v === 'string' && !named.includes(name) ? v : undefined
 }
 
 /**
@@ -101,7 +105,7 @@ export function upstreamHeaderList (request: IncomingMessage, proto: string, tru
  */
 export function downstreamRawHeaders (raw: readonly Buffer[]): string[] {
   const out: string[] = []
-  let named: string[] | undefined
+  let named: readonly string[] | undefined
   let via: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1').toLowerCase()

@@ -17,7 +17,7 @@ import { runInNewContext } from 'node:vm'
 
 type Collect = (options: { type: 'minor' | 'major' }) => void
 
-export const SPENT_BYTES_PER_COLLECTION = 4 * 1024 * 1024
+const SPENT_BYTES_PER_COLLECTION = 4 * 1024 * 1024
 /** A body counts once this much of it has streamed (or when its size is unknown or larger). */
 export const LARGE_BODY_BYTES = 1024 * 1024
 
