@@ -34,13 +34,22 @@ export function parseCidrs (v: string): string[] {
   return list
 }
 
+/**
+ * Two flags that only make sense together: both values, or undefined when neither was given;
+ * one without the other is a clear error naming both.
+ */
+function pair<T> (raw: Raw, a: [key: string, flag: string], b: [key: string, flag: string]): [T, T] | undefined {
+  const first = raw[a[0]] as T | undefined
+  const second = raw[b[0]] as T | undefined
+  if (first === undefined && second === undefined) return undefined
+  if (first === undefined) throw new InvalidArgumentError(`${a[1]} is required with ${b[1]}`)
+  if (second === undefined) throw new InvalidArgumentError(`${b[1]} is required with ${a[1]}`)
+  return [first, second]
+}
+
 export function zkAclFrom (raw: Raw): RoleIdentities | undefined {
-  const replicas = raw['zkAclReplicas'] as AclId | undefined
-  const proxies = raw['zkAclProxies'] as AclId | undefined
-  if (replicas === undefined && proxies === undefined) return undefined
-  if (replicas === undefined) throw new InvalidArgumentError('--zk-acl-replicas is required with --zk-acl-proxies')
-  if (proxies === undefined) throw new InvalidArgumentError('--zk-acl-proxies is required with --zk-acl-replicas')
-  return { replicas, proxies }
+  const both = pair<AclId>(raw, ['zkAclReplicas', '--zk-acl-replicas'], ['zkAclProxies', '--zk-acl-proxies'])
+  return both === undefined ? undefined : { replicas: both[0], proxies: both[1] }
 }
 
 /**
@@ -63,10 +72,6 @@ export function checkRoleCredential (c: CommonConfig, role: 'replicas' | 'proxie
 }
 
 export function tlsFrom (raw: Raw): ProxyConfig['tls'] {
-  const certFile = raw['tlsCert'] as string | undefined
-  const keyFile = raw['tlsKey'] as string | undefined
-  if (certFile === undefined && keyFile === undefined) return undefined
-  if (certFile === undefined) throw new InvalidArgumentError('--tls-cert is required with --tls-key')
-  if (keyFile === undefined) throw new InvalidArgumentError('--tls-key is required with --tls-cert')
-  return { certFile, keyFile }
+  const both = pair<string>(raw, ['tlsCert', '--tls-cert'], ['tlsKey', '--tls-key'])
+  return both === undefined ? undefined : { certFile: both[0], keyFile: both[1] }
 }

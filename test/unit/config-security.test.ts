@@ -30,7 +30,8 @@ describe('security flags', () => {
   })
 
   it('ACL mode needs both identities and the role\'s own credential with the right password', () => {
-    expect(() => proxy(acl.slice(0, 2))).toThrow(/--zk-acl-proxies is required/)
+    expect(() => proxy(acl.slice(0, 2))).toThrow(/--zk-acl-proxies is required with --zk-acl-replicas/)
+    expect(() => proxy(acl.slice(2))).toThrow(/--zk-acl-replicas is required with --zk-acl-proxies/)
     expect(() => proxy(acl)).toThrow(/--zk-auth: no digest credential for user "proxy"/)
     expect(() => proxy([...acl, '--zk-auth', 'digest:proxy:wrong'])).toThrow(/wrong password for digest user "proxy"/)
     expect(proxy([...acl, '--zk-auth', 'digest:proxy:p']).zkAcl?.proxies.id).toBe(digestId('proxy:p'))
