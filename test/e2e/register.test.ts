@@ -9,7 +9,7 @@ import { runCli, startCli } from '../support/cli.js'
 import { freePort } from '../support/ports.js'
 import { stopAllTracked, type TrackedProcess } from '../support/processes.js'
 import { ms, until } from '../support/until.js'
-import { closeAllSessions, connectSession, uniquePath } from '../support/zk-client.js'
+import { chrootConnect, closeAllSessions, connectSession } from '../support/zk-client.js'
 import { startZooKeeper, type ZkCluster } from '../support/zookeeper.js'
 
 let zk: ZkCluster
@@ -21,10 +21,7 @@ const backends: Server[] = []
 
 beforeAll(async () => {
   zk = await startZooKeeper({ nodes: 1 })
-  const chroot = uniquePath('e2e-register')
-  const root = await connectSession(zk.connectString)
-  await root.mkdirp(chroot)
-  zkConnect = `${zk.connectString}${chroot}`
+  zkConnect = await chrootConnect(zk.connectString, 'e2e-register')
   observer = await connectSession(zkConnect)
 })
 

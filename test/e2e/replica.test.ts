@@ -11,7 +11,7 @@ import type { ZkSession } from '../../src/zk/index.js'
 import { runCli, startCli, type StartedCli } from '../support/cli.js'
 import { stopAllTracked, type TrackedProcess } from '../support/processes.js'
 import { ms, until } from '../support/until.js'
-import { closeAllSessions, connectSession, uniquePath } from '../support/zk-client.js'
+import { chrootConnect, closeAllSessions, connectSession } from '../support/zk-client.js'
 import { startZooKeeper, type ZkCluster } from '../support/zookeeper.js'
 
 let zk: ZkCluster
@@ -25,10 +25,7 @@ const procs: TrackedProcess[] = []
 beforeAll(async () => {
   zk = await startZooKeeper({ nodes: 1 })
   // This file's own chroot: the replica sees it as /, we read it with the prefix.
-  const chroot = uniquePath('e2e-replica')
-  const root = await connectSession(zk.connectString)
-  await root.mkdirp(chroot)
-  zkConnect = `${zk.connectString}${chroot}`
+  zkConnect = await chrootConnect(zk.connectString, 'e2e-replica')
   observer = await connectSession(zkConnect)
   // A site with a secret next to it (not in it), and a symlink pointing at that secret.
   const base = await mkdtemp(join(tmpdir(), 'zkproxy-site-'))

@@ -9,7 +9,7 @@ import { digestId, ZkSession, type SessionState } from '../../src/zk/index.js'
 import { runCli, startCli } from '../support/cli.js'
 import { stopAllTracked } from '../support/processes.js'
 import { ms } from '../support/until.js'
-import { closeAllSessions, connectSession, silentLogger, trackSession, uniquePath } from '../support/zk-client.js'
+import { chrootConnect, closeAllSessions, silentLogger, trackSession } from '../support/zk-client.js'
 import { startZooKeeper, type ZkCluster } from '../support/zookeeper.js'
 
 const aclFlags = ['--zk-acl-replicas', `digest:${digestId('replica:right')}`, '--zk-acl-proxies', `digest:${digestId('proxy:right')}`]
@@ -20,9 +20,7 @@ let dir: string
 
 beforeAll(async () => {
   zk = await startZooKeeper({ nodes: 1 })
-  const chroot = uniquePath('sec-auth')
-  await (await connectSession(zk.connectString)).mkdirp(chroot)
-  zkConnect = `${zk.connectString}${chroot}`
+  zkConnect = await chrootConnect(zk.connectString, 'sec-auth')
   dir = await mkdtemp(join(tmpdir(), 'zkproxy-auth-'))
 })
 

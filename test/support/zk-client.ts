@@ -52,3 +52,10 @@ export async function closeAllSessions (): Promise<void> {
 export function uniquePath (prefix = 't'): string {
   return `/${prefix}-${randomBytes(4).toString('hex')}`
 }
+
+/** A fresh chroot under `connect` for one test file: the connect string that sees it as "/". */
+export async function chrootConnect (connect: string, prefix: string): Promise<string> {
+  const chroot = uniquePath(prefix)
+  await (await connectSession(connect)).mkdirp(chroot)
+  return `${connect}${chroot}`
+}
