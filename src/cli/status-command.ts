@@ -48,7 +48,7 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
   // The session layer logs every state change; on a one-shot read that is noise on stdout,
   // so it only speaks when asked for debug output.
   const level = cfg.logLevel === 'debug' || cfg.logLevel === 'trace' ? cfg.logLevel : 'silent'
-  const session = new ZkSession({ connect: cfg.zk, sessionTimeoutMs: cfg.sessionTimeoutMs, logger: ctx.logger.child({}, { level }), auth: cfg.zkAuth })
+  const session = new ZkSession({ connect: cfg.zk, sessionTimeoutMs: cfg.sessionTimeoutMs, logger: ctx.logger.child({}, { level }), auth: cfg.zkAuth, createChroot: false })
   let report: StatusReport
   try {
     session.start()

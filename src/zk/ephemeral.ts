@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import { isRetryable } from './errors.js'
 import { aclEquals } from './acl.js'
 import { CreateMode, type AclEntry } from './native.js'
-import type { ConnectedEvent, ZkSession } from './session.js'
+import type { ConnectedEvent, SessionState, ZkSession } from './session.js'
 import { watchData, type DataValue, type Watch } from './watch.js'
 import { SerialTask } from './serial-task.js'
 
@@ -45,6 +45,8 @@ export class EphemeralNode extends EventEmitter {
   #last: DataValue | null = null
   readonly #task = new SerialTask(async () => { await this.#step() }, () => this.#state === 'stopped')
   readonly #onConnected = (ev: ConnectedEvent): void => { if (ev.newSession) this.#kick() }
+  // The node went with an expired session: not registered until the next session re-creates it.
+  readonly #onSessionState = (s: SessionState): void => { if (s === 'expired' && this.#state === 'registered') this.#setState('pending') }
 
   constructor (session: ZkSession, path: string, opts: EphemeralOptions) {
     super()
@@ -60,6 +62,7 @@ export class EphemeralNode extends EventEmitter {
 
   start (): this {
     this.#session.on('connected', this.#onConnected)
+    this.#session.on('state', this.#onSessionState)
     // The watch on our own node tells us when it goes (deleted by hand, or our old session's
     // node expiring while a stranger's blocks us) and what counts proxies wrote into it.
     this.#watch = watchData(this.#session, this.path, (value) => { this.#onData(value) }, this.#log)
@@ -72,6 +75,7 @@ export class EphemeralNode extends EventEmitter {
     if (this.#state === 'stopped') return
     this.#setState('stopped')
     this.#session.off('connected', this.#onConnected)
+    this.#session.off('state', this.#onSessionState)
     this.#watch?.close()
     try {
       const stat = await this.#session.exists(this.path)
@@ -93,6 +97,7 @@ export class EphemeralNode extends EventEmitter {
     if (value !== null && (value.stat.ephemeralOwner === this.#session.sessionId)) this.#last = value
     if (value === null || value.stat.ephemeralOwner !== this.#session.sessionId) {
       // Gone, or not ours (yet): try to (re)create unless stopped.
+      if (this.#state === 'registered') this.#setState('pending')
       if (this.#state !== 'stopped') this.#kick()
     }
     this.emit('data', value)

@@ -22,6 +22,19 @@ export interface SessionOptions {
   /** Credentials added to every new session, e.g. [{ scheme: 'digest', credential: 'user:pw' }]. */
   readonly auth?: ReadonlyArray<{ readonly scheme: string, readonly credential: string }>
   readonly backoff?: { readonly initialMs: number, readonly maxMs: number }
+  /**
+   * A chroot in `connect` that does not exist is created at each new session (like Curator's
+   * namespace), so every path under it works. Default true; read-only tools pass false.
+   */
+  readonly createChroot?: boolean
+}
+
+/** `host:port,…[/chroot]` → the hosts and the chroot ('' when there is none). */
+function splitChroot (connect: string): { hosts: string, chroot: string } {
+  const slash = connect.indexOf('/')
+  if (slash < 0) return { hosts: connect, chroot: '' }
+  const chroot = connect.slice(slash).replace(/\/+$/, '')
+  return { hosts: connect.slice(0, slash), chroot }
 }
 
 export interface ConnectedEvent {
@@ -163,6 +176,29 @@ export class ZkSession extends EventEmitter {
   async #prepare (h: NativeHandle): Promise<void> {
     for (const a of this.#opts.auth ?? []) await h.addAuth(a.scheme, a.credential)
     await h.sync('/')
+    const { hosts, chroot } = splitChroot(this.#opts.connect)
+    // Inside a chroot, `/` is the chroot node itself: absent, every operation would fail NoNode.
+    if (chroot !== '' && this.#opts.createChroot !== false && await h.exists('/') === null) await this.#createChroot(hosts, chroot)
+  }
+
+  /**
+   * Creates a missing chroot through a second, short session without it (a session inside a
+   * chroot cannot reach its parent). A failure (e.g. NoAuth: the operator's ACL on a parent
+   * forbids it) is logged with what to do; the session goes on, and its operations fail
+   * NoNode until the chroot exists.
+   */
+  async #createChroot (hosts: string, chroot: string): Promise<void> {
+    // Its own connect/close lines would only be noise next to this session's.
+    const outer = new ZkSession({ connect: hosts, sessionTimeoutMs: this.#opts.sessionTimeoutMs, logger: this.#log.child({}, { level: 'warn' }), auth: this.#opts.auth ?? [] })
+    try {
+      await outer.start().waitConnected(this.#opts.sessionTimeoutMs)
+      await outer.mkdirp(chroot)
+      this.#log.info({ zk: { chroot } }, 'created the ZooKeeper chroot')
+    } catch (err) {
+      this.#log.error({ err, zk: { chroot } }, `the ZooKeeper chroot ${chroot} does not exist and could not be created: create it once (zkCli.sh create ${chroot}) or remove it from --zk`)
+    } finally {
+      await outer.close()
+    }
   }
 
   #authFailed (h: NativeHandle, err: unknown): void {

@@ -1,7 +1,7 @@
 // The session layer against a real standalone ZooKeeper: typed errors, re-armed watches across
 // rapid changes, restarts and forced expiry, the ephemeral node keeper, and CAS under contention.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { CreateMode, EphemeralNode, expireSession, updateWithRetry, watchChildren, watchData, type DataValue, type ZkSession } from '../../src/zk/index.js'
+import { CreateMode, EphemeralNode, ZkSession, expireSession, updateWithRetry, watchChildren, watchData, type DataValue } from '../../src/zk/index.js'
 import { startZooKeeper, type ZkCluster } from '../support/zookeeper.js'
 import { ms, until } from '../support/until.js'
 import { closeAllSessions, connectSession, silentLogger, startSession, uniquePath } from '../support/zk-client.js'
@@ -49,6 +49,33 @@ describe('typed errors', () => {
     await s.mkdirp(`${p}/a/b/c`)
     await s.mkdirp(`${p}/a/b/c`)
     expect(await s.children(`${p}/a/b`)).toEqual(['c'])
+  })
+
+  it('creates a missing chroot of the connect string, also again after it was removed and the session expired', async () => {
+    const root = await connectSession(zk.connectString)
+    const chroot = `${uniquePath()}/app/shop`
+    const s = await connectSession(`${zk.connectString}${chroot}`)
+    await s.create('/targets', Buffer.from('x'))
+    expect((await root.get(`${chroot}/targets`)).data.toString()).toBe('x')
+    // Someone removes the whole chroot; the next session creates it again.
+    await s.delete('/targets', -1)
+    await root.delete(chroot, -1)
+    await expire(s)
+    await s.create('/targets', Buffer.from('y'))
+    expect((await root.get(`${chroot}/targets`)).data.toString()).toBe('y')
+  })
+
+  it('leaves a missing chroot alone when told to (read-only tools)', async () => {
+    const root = await connectSession(zk.connectString)
+    const chroot = uniquePath()
+    const s = new ZkSession({ connect: `${zk.connectString}${chroot}`, sessionTimeoutMs: 4000, logger: silentLogger, createChroot: false }).start()
+    try {
+      await s.waitConnected(ms(10_000))
+      await expect(s.create('/targets', Buffer.alloc(0))).rejects.toMatchObject({ code: 'ZKPROXY_ERR_ZK_NO_NODE' })
+      expect(await root.exists(chroot)).toBeNull()
+    } finally {
+      await s.close()
+    }
   })
 })
 
@@ -148,9 +175,14 @@ describe('ephemeral node keeper', () => {
     await until(() => node.state === 'registered', { message: 'registered' })
     const first = await observer.exists(p)
     expect(first?.ephemeralOwner).toBe(s.sessionId)
+    const states: string[] = []
+    node.on('state', (st: string) => { states.push(st) })
     await expire(s)
     await until(async () => (await observer.exists(p))?.ephemeralOwner === s.sessionId, { timeoutMs: ms(20_000), message: 're-created by the new session' })
     expect((await observer.exists(p))?.ephemeralOwner).not.toBe(first?.ephemeralOwner)
+    // Not 'registered' while the node was gone with the old session.
+    await until(() => node.state === 'registered', { message: 'registered again' })
+    expect(states).toEqual(['pending', 'registered'])
     await node.stop()
     expect(await observer.exists(p)).toBeNull()
   })
@@ -161,8 +193,12 @@ describe('ephemeral node keeper', () => {
     const p = `${uniquePath()}/n`
     const node = new EphemeralNode(s, p, { data: () => Buffer.from('x'), logger: silentLogger }).start()
     await until(() => node.state === 'registered')
+    const states: string[] = []
+    node.on('state', (st: string) => { states.push(st) })
     await other.delete(p, -1)
     await until(async () => (await other.exists(p))?.ephemeralOwner === s.sessionId, { message: 're-created after deletion' })
+    await until(() => node.state === 'registered', { message: 'registered again' })
+    expect(states).toEqual(['pending', 'registered'])
     await node.stop()
   })
 
