@@ -10,8 +10,9 @@ serve(port, (req, res) => {
   res.writeHead(200, {
     'content-type': 'text/plain',
     'content-length': body.length,
-    // Cacheable, so the cache-hit case can store it (the bundled replica sends the same).
-    'cache-control': 'public, max-age=120',
+    // Cacheable, so the cache-hit case can store it (the bundled replica sends the same);
+    // paths under /no-store are not, so a proxy with its cache on forwards every request.
+    'cache-control': req.url?.startsWith('/no-store') === true ? 'no-store' : 'public, max-age=120',
     'x-served-by': name
   })
   res.end(req.method === 'HEAD' ? undefined : body)

@@ -25,6 +25,8 @@ export interface CacheFront {
   handle (request: FastifyRequest, reply: FastifyReply, forward: (respond?: Respond) => void): void
   /** Answers a fresh hit from Node's raw request before fastify routing; false: not handled. */
   tryAnswer? (req: IncomingMessage, res: ServerResponse): boolean
+  /** Takes a GET miss from Node's raw request and forwards it with `forward`; false: not handled. */
+  tryMiss? (req: IncomingMessage, res: ServerResponse, forward: FastForward): boolean
 }
 
 export interface ProxyAppOptions {
@@ -41,8 +43,9 @@ export interface ProxyAppOptions {
 
 /**
  * The common cases are answered before fastify routes the request, from Node's raw request:
- * fresh cache hits (cache-layer.ts) and, with the cache off, plain GET/HEAD forwarding
- * (fast-forward.ts). They need none of the routing, per-request logger or reply machinery,
+ * fresh cache hits (cache-layer.ts), and plain GET/HEAD forwarding (fast-forward.ts): every
+ * one with the cache off, GET misses with the cache on (through the cache layer, which
+ * stores and coalesces them). They need none of the routing, per-request logger or reply machinery,
  * and skipping it brings hits close to a bare node:http server sending the same bytes and
  * forwarding close to undici's own cost (bench/run.ts). Only requests the full path would
  * accept unchanged qualify: origin-form URL of plain characters, no shape the request guard
@@ -58,23 +61,24 @@ export interface ProxyAppOptions {
 const PLAIN_TARGET = /^[\w\-.~!$&'()*+,;=:@/?%]*$/
 
 function fastPath (handler: (req: IncomingMessage, res: ServerResponse) => void, opts: ProxyAppOptions,
-  forward: FastForward | undefined, closing: () => boolean): (req: IncomingMessage, res: ServerResponse) => void {
+  forward: FastForward, closing: () => boolean): (req: IncomingMessage, res: ServerResponse) => void {
+  if (opts.accessLog === true) return handler
   const cache = opts.cache
   const answer = cache?.tryAnswer?.bind(cache)
-  if ((answer === undefined && forward === undefined) || opts.accessLog === true) return handler
+  // With the cache on, a miss goes upstream through the cache layer; without it, straight.
+  const send = cache === undefined
+    ? forward
+    : cache.tryMiss === undefined ? undefined : (req: IncomingMessage, res: ServerResponse) => cache.tryMiss!(req, res, forward)
   return (req, res) => {
     const url = req.url
     // Cheapest tests first: only GET/HEAD qualify, and the guard's header scan runs only then.
     const method = req.method
     if ((method === 'GET' || method === 'HEAD') && url !== undefined && url.charCodeAt(0) === 47 && url.charCodeAt(1) !== 47 &&
       checkRequest(req) === undefined) {
-      if (answer !== undefined) {
-        if (answer(req, res)) return
-      } else {
-        const h = req.headers
-        if (PLAIN_TARGET.test(url) && h['content-length'] === undefined && h['transfer-encoding'] === undefined && h.upgrade === undefined &&
-          h.expect === undefined && !closing() && forward!(req, res)) return
-      }
+      if (answer?.(req, res) === true) return
+      const h = req.headers
+      if (send !== undefined && PLAIN_TARGET.test(url) && h['content-length'] === undefined && h['transfer-encoding'] === undefined &&
+        h.upgrade === undefined && h.expect === undefined && !closing() && send(req, res)) return
     }
     handler(req, res)
   }
@@ -104,10 +108,7 @@ export async function buildProxyApp (opts: ProxyAppOptions): Promise<FastifyInst
     headersTimeout: limits.headersTimeoutMs,
     bodyTimeout: limits.bodyTimeoutMs
   })
-  // With the cache on, every GET goes through the cache layer (fastify path) unless it is a hit.
-  const fastForward = opts.cache === undefined
-    ? createFastForwarder({ router: opts.router, dispatcher: agent, attempts: limits.attempts, proto, logger, hooks: opts.hooks })
-    : undefined
+  const fastForward = createFastForwarder({ router: opts.router, dispatcher: agent, attempts: limits.attempts, proto, logger, hooks: opts.hooks })
   let closing = false
   let server: Server | undefined
   const app = fastify({

@@ -45,12 +45,19 @@ export class BodyCopy extends Transform {
     const chunks = this.#chunks
     if (chunks === undefined) return
     this.#chunks = undefined
-    // Always copied, into memory of its own: undici's chunks are views into the socket's read
-    // buffer (64 KiB), and Buffer.concat takes small sizes from the shared 8 KiB pool, so
-    // keeping either would pin far more memory than the cache's byte bound accounts for.
-    const body = Buffer.allocUnsafeSlow(this.#size)
-    let offset = 0
-    for (const chunk of chunks) offset += chunk.copy(body, offset)
-    this.#onComplete(body)
+    // Always copied (joinChunks says why).
+    this.#onComplete(joinChunks(chunks, this.#size))
   }
+}
+
+/**
+ * A body kept as chunks, copied into memory of its own: undici's chunks are views into the
+ * socket's read buffer (64 KiB), and Buffer.concat takes small sizes from the shared 8 KiB
+ * pool, so keeping either would pin far more memory than the cache's byte bound accounts for.
+ */
+export function joinChunks (chunks: readonly Buffer[], size: number): Buffer {
+  const body = Buffer.allocUnsafeSlow(size)
+  let offset = 0
+  for (const chunk of chunks) offset += chunk.copy(body, offset)
+  return body
 }

@@ -1,18 +1,22 @@
 // Misses on their way upstream and into the store. `respond()` builds the forwarder's Respond
-// for one GET: it decides storability when the response head arrives (RFC 9111 §3 via
-// `evaluate`), streams the body to the client through a BodyCopy, and stores the copy once
-// the upstream ended. The client never waits for the store.
+// for one GET on the fastify path, `rawResponder()` the same for the raw path (fast-forward.ts):
+// both decide storability when the response head arrives (RFC 9111 §3 via `evaluate`), pass
+// the body to the client while keeping a copy, and store the copy once the upstream ended.
+// The client never waits for the store.
 //
 // Ordering against clears and invalidations: a response that was requested before the cache
 // was cleared (new revision) or its URL invalidated (an unsafe method, RFC 9111 §4.4) may be
 // the old content, so it is passed on but not stored. `#seq` numbers those events; a miss
 // remembers the number when it started and compares at store time.
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline, type Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { createEntry, evaluate, primaryKey, type CacheRequest, type CachedEntry, type ResponseCache } from '../cache/index.js'
+import { createEntry, evaluate, primaryKey, type CacheRequest, type CachedEntry, type HeaderMap, type ResponseCache, type Storable } from '../cache/index.js'
 import type { Respond, UpstreamResponse } from './forward.js'
+import type { RawResponder } from './fast-forward.js'
 import { PreparedResponse } from './cache-respond.js'
-import { BodyCopy } from './body-copy.js'
+import { BodyCopy, joinChunks } from './body-copy.js'
+import { fieldMap, setField } from './headers.js'
 
 /** Reports what a waiter may be served (undefined: nothing; fetch your own). */
 export type Settle = (prepared: PreparedResponse | undefined) => void
@@ -26,8 +30,11 @@ export interface MissFetcherOptions {
   readonly maxObjectBytes: number
   /** A response was stored. */
   readonly onStored: (entry: CachedEntry, prepared: PreparedResponse) => void
-  /** Answers from a stale stored response if there is one (stale-if-error); true when it did. */
-  readonly serveStale: (request: FastifyRequest, reply: FastifyReply) => boolean
+  /**
+   * Answers from a stale stored response if there is one (stale-if-error); true when it did.
+   * `claim` runs first when it does (the fastify path hijacks its reply there).
+   */
+  readonly serveStale: (request: CacheRequest, res: ServerResponse, claim?: () => void) => boolean
   /** --trust-proxy: whose X-Forwarded-Host the forwarder passes on as sent. */
   readonly trustForwarded?: (peerAddress: string) => boolean
 }
@@ -36,6 +43,20 @@ export interface MissFetcherOptions {
 interface InFlight {
   count: number
   invalidatedAt: number
+}
+
+/** One miss's bookkeeping: settle it once (however it ends), and may its response be stored? */
+interface MissTicket {
+  readonly finish: Settle
+  readonly mayStore: () => boolean
+}
+
+/** A response head that may be stored, with what storing it needs. */
+interface Keepable {
+  readonly status: number
+  readonly headers: HeaderMap
+  readonly decision: Storable
+  readonly now: number
 }
 
 // RFC 5861 §4: "an error is any situation that would result in a 500, 502, 503, or 504".
@@ -69,6 +90,82 @@ export class MissFetcher {
    * failing upstream be answered from a stale stored copy.
    */
   respond (request: FastifyRequest, reply: FastifyReply, lead: Settle | undefined, staleOnError: boolean): Respond {
+    const { finish, mayStore } = this.#begin(request, reply.raw, lead)
+    const respond: Respond = (_request, rep, res) => {
+      if (staleOnError && this.staleForError(request, rep, res)) {
+        finish(undefined)
+        return
+      }
+      rep.header('x-cache', 'MISS')
+      this.#storeWhileSending(request, rep, res, mayStore, finish)
+    }
+    respond.onFailure = (rep) => {
+      finish(undefined)
+      return staleOnError && this.#opts.serveStale(request, rep.raw, () => { rep.hijack() })
+    }
+    return respond
+  }
+
+  /**
+   * The raw path's counterpart of `respond()` for a GET miss (always with stale-if-error):
+   * the same decisions on undici's head and chunks instead of a reply and a stream.
+   */
+  rawResponder (req: IncomingMessage, res: ServerResponse, lead: Settle | undefined): RawResponder {
+    const request = req as CacheRequest
+    const { finish, mayStore } = this.#begin(request, res, lead)
+    let keep: Keepable | undefined
+    let chunks: Buffer[] | undefined
+    let size = 0
+    return {
+      head: (status, fields) => {
+        // Called again after a failover (the first target's head could not be passed on).
+        chunks = undefined
+        size = 0
+        if (ERROR_STATUSES.has(status) && this.#opts.serveStale(request, res)) {
+          finish(undefined)
+          return false
+        }
+        const headers = fieldMap(fields)
+        setField(fields, 'x-cache', 'MISS')
+        keep = this.#keepable(request, req.socket.remoteAddress ?? '', status, headers)
+        if (keep === undefined) finish(undefined)
+        else chunks = []
+        return true
+      },
+      data: (chunk) => {
+        if (chunks === undefined) return
+        size += chunk.length
+        if (size <= this.#opts.maxObjectBytes) {
+          chunks.push(chunk)
+          return
+        }
+        chunks = undefined
+        finish(undefined)
+      },
+      complete: () => {
+        if (chunks === undefined || keep === undefined) return
+        const body = joinChunks(chunks, size)
+        chunks = undefined
+        this.#store(request, keep, body, mayStore, finish)
+      },
+      failed: () => {
+        finish(undefined)
+        return this.#opts.serveStale(request, res)
+      }
+    }
+  }
+
+  /** An upstream 5xx for a GET/HEAD with a usable stale copy: drain the error, serve the copy. */
+  staleForError (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse): boolean {
+    if (!ERROR_STATUSES.has(res.statusCode) || !this.#opts.serveStale(request, reply.raw, () => { reply.hijack() })) return false
+    const body = res.stream as Readable
+    body.on('error', ignore)
+    body.resume() // read to the end so the upstream connection can be reused
+    return true
+  }
+
+  /** Starts one miss's bookkeeping; `res` is the client's response. */
+  #begin (request: CacheRequest, res: ServerResponse, lead: Settle | undefined): MissTicket {
     const primary = primaryKey(request)
     const startedAt = this.#seq
     const inFlight = primary === undefined ? undefined : this.#track(primary)
@@ -82,59 +179,46 @@ export class MissFetcher {
     // Covers every way the exchange can end without a stored result (client gone, upstream
     // error mid-body): waiters must never wait for a leader that will not report.
     // A waiter whose client left while it waited has a response that is already closed.
-    if (reply.raw.closed) finish(undefined)
-    else reply.raw.once('close', () => { finish(undefined) })
+    if (res.closed) finish(undefined)
+    else res.once('close', () => { finish(undefined) })
     const mayStore = (): boolean =>
       this.#clearedAt <= startedAt && (inFlight === undefined || inFlight.invalidatedAt <= startedAt)
-
-    const respond: Respond = (_request, rep, res) => {
-      if (staleOnError && this.staleForError(request, rep, res)) {
-        finish(undefined)
-        return
-      }
-      rep.header('x-cache', 'MISS')
-      this.#storeWhileSending(request, rep, res, mayStore, finish)
-    }
-    respond.onFailure = (rep) => {
-      finish(undefined)
-      return staleOnError && this.#opts.serveStale(request, rep)
-    }
-    return respond
+    return { finish, mayStore }
   }
 
-  /** An upstream 5xx for a GET/HEAD with a usable stale copy: drain the error, serve the copy. */
-  staleForError (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse): boolean {
-    if (!ERROR_STATUSES.has(res.statusCode) || !this.#opts.serveStale(request, reply)) return false
-    const body = res.stream as Readable
-    body.on('error', ignore)
-    body.resume() // read to the end so the upstream connection can be reused
-    return true
+  /** The response head's storability (RFC 9111 §3) and size; undefined: pass it on, keep nothing. */
+  #keepable (request: CacheRequest, peer: string, status: number, headers: HeaderMap): Keepable | undefined {
+    const opts = this.#opts
+    const now = opts.now()
+    const decision = evaluate(asSentUpstream(request, peer, opts.trustForwarded), { status, headers }, {
+      cacheTtlSec: opts.cacheTtlSec, defaultTtlSec: opts.defaultTtlSec, now
+    })
+    const declared = headers['content-length']
+    if (!decision.storable || (typeof declared === 'string' && !opts.store.fits(Number(declared)))) return undefined
+    return { status, headers, decision, now }
+  }
+
+  /** The whole body arrived: store it unless a clear or an invalidation came meanwhile. */
+  #store (request: CacheRequest, keep: Keepable, body: Buffer, mayStore: () => boolean, finish: Settle): void {
+    if (!mayStore()) {
+      finish(undefined)
+      return
+    }
+    const entry = createEntry({ req: request, status: keep.status, headers: keep.headers, body, decision: keep.decision, now: keep.now })
+    const prepared = new PreparedResponse(entry)
+    if (this.#opts.store.set(request, entry)) this.#opts.onStored(entry, prepared)
+    // Storable by policy even if the bounds refused it: waiters may share it.
+    finish(prepared)
   }
 
   #storeWhileSending (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse, mayStore: () => boolean, finish: Settle): void {
-    const opts = this.#opts
-    const status = res.statusCode
-    const now = opts.now()
-    const decision = evaluate(asSentUpstream(request, this.#opts.trustForwarded), { status, headers: res.headers }, {
-      cacheTtlSec: opts.cacheTtlSec, defaultTtlSec: opts.defaultTtlSec, now
-    })
-    const declared = res.headers['content-length']
-    if (!decision.storable || (typeof declared === 'string' && !opts.store.fits(Number(declared)))) {
+    const keep = this.#keepable(request, request.raw.socket.remoteAddress ?? '', res.statusCode, res.headers)
+    if (keep === undefined) {
       finish(undefined)
       reply.send(res.stream)
       return
     }
-    const copy = new BodyCopy(opts.maxObjectBytes, (body) => {
-      if (!mayStore()) {
-        finish(undefined)
-        return
-      }
-      const entry = createEntry({ req: request, status, headers: res.headers, body, decision, now })
-      const prepared = new PreparedResponse(entry)
-      if (opts.store.set(request, entry)) opts.onStored(entry, prepared)
-      // Storable by policy even if the bounds refused it: waiters may share it.
-      finish(prepared)
-    }, () => { finish(undefined) })
+    const copy = new BodyCopy(this.#opts.maxObjectBytes, (body) => { this.#store(request, keep, body, mayStore, finish) }, () => { finish(undefined) })
     pipeline(res.stream as Readable, copy, (err) => { if (err !== undefined && err !== null) finish(undefined) })
     reply.send(copy)
   }
@@ -155,11 +239,11 @@ export class MissFetcher {
  * X-Forwarded-Host with the downstream Host (headers.ts), so a value the client sent there
  * never reached the origin and must not make the response look poisonable.
  */
-function asSentUpstream (request: FastifyRequest, trust: ((peerAddress: string) => boolean) | undefined): CacheRequest {
+function asSentUpstream (request: CacheRequest, peer: string, trust: ((peerAddress: string) => boolean) | undefined): CacheRequest {
   const h = request.headers
   if (h['x-forwarded-host'] === undefined) return request
   // From a trusted peer it did reach the origin: a value other than Host makes the response
   // unstorable (policy.ts), or one front client's X-Forwarded-Host would pick what all get.
-  if (trust?.(request.raw.socket.remoteAddress ?? '') === true) return request
+  if (trust?.(peer) === true) return request
   return { method: request.method, url: request.url, headers: { ...h, 'x-forwarded-host': h.host } }
 }

@@ -6,6 +6,11 @@
 // A hit is answered here, synchronously, from memory: no router, no ZooKeeper, no backend,
 // no target count changes. The hit path reads only Node's lower-cased header object and
 // writes a head prepared when the response was stored (cache-respond.ts).
+//
+// Two ways in: `handle()` from the fastify route (every method, every request shape), and,
+// for plain GET/HEAD requests, `tryAnswer()` (fresh hits) and `tryMiss()` (GET misses,
+// forwarded on the raw path) straight from Node's request (app.ts). Both ways share the
+// rules below: the same lookup, coalescing, storing and stale-if-error.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
@@ -14,7 +19,9 @@ import {
   primaryKeyFor, requestBypassesCache, variantMatches, type CacheRequest, type CacheStats, type CachedEntry
 } from '../cache/index.js'
 import type { CacheFront } from './app.js'
-import type { Respond, UpstreamResponse } from './forward.js'
+import { noTargetsMessage, type Respond, type UpstreamResponse } from './forward.js'
+import type { FastForward } from './fast-forward.js'
+import { writeProblem } from './answers.js'
 import { PreparedResponse } from './cache-respond.js'
 import { MissFetcher, type Settle } from './cache-fetch.js'
 
@@ -80,6 +87,16 @@ export interface CacheLayerStats extends CacheStats {
   readonly clears: number
 }
 
+/** How one miss goes upstream and answers, on the fastify path or the raw one (#coalesce). */
+interface MissWays {
+  /** Forward as the coalescing leader; `settle` reports the result to the waiters. */
+  lead: (settle: Settle) => void
+  /** Forward on its own: the shared result cannot answer this request. */
+  own: () => void
+  /** Answer from a stored (or just-fetched) response. */
+  answer: (prepared: PreparedResponse, ageSec: number) => void
+}
+
 const NO_SINK: CacheMetricsSink = Object.freeze({})
 const ignore = (): void => {}
 
@@ -126,14 +143,14 @@ export class CacheLayer implements CacheFront {
         this.#stored++
         this.#sink.stored?.(entry.body.length)
       },
-      serveStale: (request, reply) => this.#serveStale(request, reply),
+      serveStale: (request, res, claim) => this.#serveStale(request, res, claim),
       ...(opts.trustForwarded === undefined ? {} : { trustForwarded: opts.trustForwarded })
     })
     this.#pass = (_request, reply, res) => { reply.header('x-cache', 'MISS').send(res.stream) }
     const passOrStale: Respond = (request, reply, res, target) => {
       if (!this.#fetcher.staleForError(request, reply, res)) this.#pass(request, reply, res, target)
     }
-    passOrStale.onFailure = (reply) => this.#serveStale(reply.request, reply)
+    passOrStale.onFailure = (reply) => this.#serveStale(reply.request, reply.raw, () => { reply.hijack() })
     this.#passOrStale = passOrStale
     this.#invalidating = (request, reply, res) => {
       this.#invalidate(request, res)
@@ -188,12 +205,34 @@ export class CacheLayer implements CacheFront {
     const hit = this.#store.get(req as CacheRequest)
     if (hit === undefined) return false
     this.#sink.hit?.()
-    const prepared = this.#preparedFor(hit.entry)
-    if ((h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined) && isNotModified(req as CacheRequest, prepared.entry)) {
-      prepared.writeNotModified(res, hit.ageSec)
-    } else {
-      prepared.writeHit(res, hit.ageSec, method === 'HEAD')
+    this.#write(req as CacheRequest, res, this.#preparedFor(hit.entry), hit.ageSec, method === 'HEAD')
+    return true
+  }
+
+  /**
+   * A GET miss from Node's raw request (app.ts, after `tryAnswer` found no fresh hit),
+   * forwarded on the raw path with `forward`: the same coalescing, storing and stale-if-error
+   * as `handle()`. Returns false untouched for what it leaves to the full path: other methods,
+   * request cache directives and preconditions, no cache key, no target to forward to (the
+   * full path answers 503, or a stale copy).
+   */
+  tryMiss (req: IncomingMessage, res: ServerResponse, forward: FastForward): boolean {
+    if (req.method !== 'GET') return false
+    const h = req.headers
+    if (h['cache-control'] !== undefined || h.pragma !== undefined || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) return false
+    const request = req as CacheRequest
+    const key = this.#store.coalesceKey(request)
+    if (key === undefined || !forward.routable()) return false
+    const fetch = (lead: Settle | undefined): void => {
+      const responder = this.#fetcher.rawResponder(req, res, lead)
+      // Routable was checked in this same tick for the leader; a waiter's turn comes later.
+      if (!forward(req, res, responder) && !responder.failed()) writeProblem(req, res, 'ZKPROXY_ERR_PROXY_NO_TARGETS', noTargetsMessage(true))
     }
+    this.#coalesce(key, request, res, {
+      lead: fetch,
+      own: () => { fetch(undefined) },
+      answer: (prepared, ageSec) => { this.#write(request, res, prepared, ageSec, false) }
+    }, true)
     return true
   }
 
@@ -243,6 +282,21 @@ export class CacheLayer implements CacheFront {
       forward(this.#pass) // no cache key (e.g. an odd Host): never stored, never shared
       return
     }
+    const fetch = (lead: Settle | undefined): void => { forward(this.#fetcher.respond(request, reply, lead, true)) }
+    this.#coalesce(key, request, reply.raw, {
+      lead: fetch,
+      own: () => { fetch(undefined) },
+      answer: (prepared, ageSec) => { this.#answer(request, reply, prepared, ageSec, false) }
+    }, again)
+  }
+
+  /**
+   * Concurrent misses for `key` share one upstream request: the first caller leads (`lead`
+   * forwards and reports through its settle); the others wait and are answered from its
+   * result (`answer`), or fetch on their own (`own`). `res` is the client's response: a
+   * waiter whose client left has nothing to answer and nothing to fetch.
+   */
+  #coalesce (key: string, request: CacheRequest, res: ServerResponse, io: MissWays, again: boolean): void {
     const lead: { settle?: Settle } = {}
     // The coalescer calls this synchronously for the first caller only: that marks the leader.
     const shared = this.#coalescer.run(key, () => new Promise<PreparedResponse | undefined>((resolve) => {
@@ -252,69 +306,77 @@ export class CacheLayer implements CacheFront {
       // The leader answers its own client through the forwarder; its wait is for the others.
       shared.catch(ignore)
       this.#sink.miss?.()
-      forward(this.#fetcher.respond(request, reply, lead.settle, true))
+      io.lead(lead.settle)
       return
     }
     this.#coalesced++
     this.#sink.coalesced?.()
     const own = (): void => {
       this.#sink.miss?.()
-      forward(this.#fetcher.respond(request, reply, undefined, true))
+      io.own()
     }
     shared.then((prepared) => {
-      // The client went away while waiting: nothing to answer, nothing to fetch.
-      if (reply.raw.destroyed) return
+      if (res.destroyed) return
       if (prepared === undefined) {
         own()
       } else if (variantMatches(prepared.entry, request)) {
         this.#sink.hit?.()
-        this.#answer(request, reply, prepared, prepared.ageAt(this.#now()), false)
+        io.answer(prepared, prepared.ageAt(this.#now()))
       } else if (again) {
         const hit = this.#store.get(request)
         if (hit === undefined) {
-          this.#miss(request, reply, forward, false)
+          // Keyed by the variant the first response named now, so never undefined here.
+          const variantKey = this.#store.coalesceKey(request)
+          if (variantKey === undefined) own()
+          else this.#coalesce(variantKey, request, res, io, false)
         } else {
           this.#sink.hit?.()
-          this.#answer(request, reply, this.#preparedFor(hit.entry), hit.ageSec, false)
+          io.answer(this.#preparedFor(hit.entry), hit.ageSec)
         }
       } else {
         own()
       }
-    }, () => { if (!reply.raw.destroyed) own() }) // a timed-out wait tries on its own
+    }, () => { if (!res.destroyed) own() }) // a timed-out wait tries on its own
   }
 
-  /** Answers from a stored response: 304 when the request's validators match (RFC 9111 §4.3.2). */
+  /** Answers through fastify from a stored response (see #write). */
   #answer (request: FastifyRequest, reply: FastifyReply, prepared: PreparedResponse, ageSec: number, head: boolean): void {
     // Written straight to Node's response from the prepared head, fastify told it is done
     // (its 'finish' listener still runs onResponse hooks and the access log).
     reply.hijack()
+    this.#write(request, reply.raw, prepared, ageSec, head)
+  }
+
+  /** Answers from a stored response: 304 when the request's validators match (RFC 9111 §4.3.2). */
+  #write (request: CacheRequest, res: ServerResponse, prepared: PreparedResponse, ageSec: number, head: boolean): void {
     const h = request.headers
     if ((h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined) && isNotModified(request, prepared.entry)) {
-      prepared.writeNotModified(reply.raw, ageSec)
+      prepared.writeNotModified(res, ageSec)
     } else {
-      prepared.writeHit(reply.raw, ageSec, head)
+      prepared.writeHit(res, ageSec, head)
     }
   }
 
   /**
    * Stale-if-error (RFC 5861 §4, RFC 9111 §4.2.4): a stored response up to `--stale-if-error`
    * seconds past its freshness, unless it said must-revalidate / proxy-revalidate / s-maxage.
+   * `claim` runs before anything is written (the fastify path hijacks its reply).
    */
-  #serveStale (request: FastifyRequest, reply: FastifyReply): boolean {
+  #serveStale (request: CacheRequest, res: ServerResponse, claim?: () => void): boolean {
     const hit = this.#store.getStale(request)
     if (hit === undefined) return false
     const prepared = this.#preparedFor(hit.entry)
     const head = request.method === 'HEAD'
-    reply.hijack()
+    claim?.()
     if (this.#now() < hit.entry.storedAt + hit.entry.ttlMs) {
       // Stored by another request meanwhile and still fresh: served as a hit (already
       // counted as a miss: one lookup, one count).
-      prepared.writeHit(reply.raw, hit.ageSec, head)
+      prepared.writeHit(res, hit.ageSec, head)
       return true
     }
     this.#sink.stale?.()
     this.#log.debug({ url: request.url, ageSec: hit.ageSec }, 'upstream failed; serving a stale stored response')
-    prepared.writeStale(reply.raw, hit.ageSec, head)
+    prepared.writeStale(res, hit.ageSec, head)
     return true
   }
 

@@ -5,9 +5,11 @@
 // stream per response or reply-from's per-call closures: profiling showed those, not
 // discovery or counting, to be where the proxy spent its time (README "Performance").
 //
-// Anything else (a body, the cache on, --access-log, an unusual header) takes the fastify path,
-// which remains the reference behaviour; app.ts decides. The integration suites run both paths:
-// most of them use --cache-ttl 0, so their plain GETs come through here.
+// With the cache on, a GET miss comes through here too, with the cache's RawResponder (it
+// adds X-Cache, keeps a copy of the body to store, and may answer from a stale copy instead of
+// an error: cache-fetch.ts). Anything else (a body, HEAD with the cache on, a request with
+// cache directives, --access-log, an unusual header) takes the fastify path, which remains the
+// reference behaviour; app.ts decides. The integration suites run both paths.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
@@ -26,8 +28,30 @@ export interface FastForwardOptions {
   readonly hooks?: ForwardHooks | undefined
 }
 
-/** Forwards a plain GET/HEAD; false (nothing done) when no target is routable: the caller answers. */
-export type FastForward = (req: IncomingMessage, res: ServerResponse) => boolean
+/**
+ * What the cache does with a miss it forwards on the raw path (cache-fetch.ts). Called in this
+ * order: head (once, for the final response), data (each body chunk), complete (the body went
+ * to the client); or failed, when no target answered.
+ */
+export interface RawResponder {
+  /**
+   * The final response head; `fields` is the list the client gets, and it may add to it.
+   * False: it answered the client itself (a stale copy instead of an upstream error), and the
+   * upstream body is read and dropped.
+   */
+  head: (status: number, fields: string[]) => boolean
+  data: (chunk: Buffer) => void
+  complete: () => void
+  /** Every attempt failed (or timed out); true when it answered the client itself. */
+  failed: () => boolean
+}
+
+export interface FastForward {
+  /** Forwards a plain GET/HEAD; false (nothing done) when no target is routable: the caller answers. */
+  (req: IncomingMessage, res: ServerResponse, responder?: RawResponder): boolean
+  /** True when forwarding now would start (a target is registered). */
+  readonly routable: () => boolean
+}
 
 class AbortedByClient extends Error {
   constructor () {
@@ -41,13 +65,14 @@ export function createFastForwarder (opts: FastForwardOptions): FastForward {
   const failures: FailureContext = { router, attempts: opts.attempts, log: opts.logger, hooks }
   const trust = hooks?.trustForwarded
   const timed = hooks?.onComplete !== undefined
-  return (req, res) => {
+  const forward = (req: IncomingMessage, res: ServerResponse, responder?: RawResponder): boolean => {
     const first = router.pick()
     if (first === undefined) return false
     const headers = upstreamHeaderList(req, proto, trust?.(req.socket.remoteAddress ?? '') === true)
-    new Exchange(failures, dispatcher, req, res, headers, timed ? performance.now() : 0).start(first)
+    new Exchange(failures, dispatcher, req, res, headers, timed ? performance.now() : 0, responder).start(first)
     return true
   }
+  return Object.assign(forward, { routable: () => router.targets.length > 0 })
 }
 
 /**
@@ -74,9 +99,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   #clientGone = false
   /** Body bytes passed on so far (large bodies free their spent buffers early). */
   #bytes = 0
+  readonly #responder: RawResponder | undefined
+  /** The responder answered the client itself: the upstream body is read and dropped. */
+  #dropping = false
 
-  constructor (ctx: FailureContext, dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, headers: string[], startedAt: number) {
+  constructor (ctx: FailureContext, dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, headers: string[], startedAt: number,
+    responder: RawResponder | undefined) {
     this.#ctx = ctx
+    this.#responder = responder
     this.#dispatcher = dispatcher
     this.#req = req
     this.#res = res
@@ -108,18 +138,25 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#ctx.hooks?.onUpstreamResponse?.(t, statusCode)
     // The head waits for the first body byte (or the end): a target that fails in between
     // has sent the client nothing yet, so the request can still fail over or get a 502.
-    this.#head = downstreamRawHeaders(rawHeaders)
+    const head = downstreamRawHeaders(rawHeaders)
     this.#resume = resume
+    if (this.#responder !== undefined && !this.#responder.head(statusCode, head)) {
+      this.#dropping = true
+      return true
+    }
+    this.#head = head
     return true
   }
 
   onData (chunk: Buffer): boolean {
+    if (this.#dropping) return true
     if (this.#head !== undefined && !this.#writeHead()) {
       this.#abort?.(this.#unwritable!)
       return false
     }
     this.#bytes += chunk.length
     if (this.#bytes > LARGE_BODY_BYTES) noteStreamed(chunk.length)
+    this.#responder?.data(chunk)
     if (this.#res.write(chunk)) return true
     // Backpressure: undici stops reading from the target until the client has caught up.
     this.#res.once('drain', this.#resume!)
@@ -127,11 +164,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onComplete (): void {
+    if (this.#dropping) return
     if (this.#head !== undefined && !this.#writeHead()) {
       this.onError(this.#unwritable!)
       return
     }
     this.#res.end()
+    // After the last byte was handed on: storing never holds up the response.
+    this.#responder?.complete()
   }
 
   /** Writes the waiting head; false when Node refuses it (undici's parser is more lenient). */
@@ -151,6 +191,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   onError (err: Error): void {
     const t = this.#current
     if (t === undefined) return // the client already went away and ended this attempt
+    // The client has its answer (a stale copy) and the close that follows ends the attempt.
+    if (this.#dropping) return
     const res = this.#res
     if (res.headersSent) {
       // Part of the response went out: nothing to retry, nothing to answer; cut the client off
@@ -167,6 +209,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.start(next)
       return
     }
+    if (this.#responder?.failed() === true) return
     this.#ctx.log.debug({ target: t.name, stage, attempts: this.#tries.n, err }, 'upstream failed')
     if (stage === 'timeout') writeProblem(this.#req, res, 'ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT', `target ${t.name} did not answer in time`)
     else writeProblem(this.#req, res, 'ZKPROXY_ERR_PROXY_UPSTREAM_FAILED', exhaustedMessage(this.#tries, this.#ctx.attempts, t, err), { attempts: this.#tries.n })

@@ -66,10 +66,12 @@ interface OurFromOptions {
   onError: (reply: FastifyReply, e: { error: Error }) => void
 }
 
+export function noTargetsMessage (hasView: boolean): string {
+  return hasView ? 'no live target is registered' : 'no view of the targets yet (waiting for ZooKeeper)'
+}
+
 export function sendNoTargets (reply: FastifyReply, hasView: boolean): void {
-  sendProblem(reply, 'ZKPROXY_ERR_PROXY_NO_TARGETS', hasView
-    ? 'no live target is registered'
-    : 'no view of the targets yet (waiting for ZooKeeper)')
+  sendProblem(reply, 'ZKPROXY_ERR_PROXY_NO_TARGETS', noTargetsMessage(hasView))
 }
 
 export function createForwarder (opts: ForwardOptions): (request: FastifyRequest, reply: FastifyReply, respond?: Respond) => void {

@@ -134,3 +134,26 @@ export function downstreamResponseHeaders (headers: OutgoingHttpHeaders | Incomi
   headers.via = appendVia(headers.via)
   return headers as OutgoingHttpHeaders
 }
+
+/**
+ * A flat `[name, value, …]` list (lower-case names) as the header map undici gives the fastify
+ * path: one key per name, a repeated field as an array of its values in order.
+ */
+export function fieldMap (fields: readonly string[]): Record<string, string | string[]> {
+  const map: Record<string, string | string[]> = {}
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i]!
+    const value = fields[i + 1]!
+    const seen = map[name]
+    if (seen === undefined) map[name] = value
+    else if (Array.isArray(seen)) seen.push(value)
+    else map[name] = [seen, value]
+  }
+  return map
+}
+
+/** Sets `name` in a flat list (lower-case names): every line of it is replaced by one. */
+export function setField (fields: string[], name: string, value: string): void {
+  for (let i = fields.length - 2; i >= 0; i -= 2) if (fields[i] === name) fields.splice(i, 2)
+  fields.push(name, value)
+}

@@ -113,6 +113,8 @@ function capturingLogger (): { logger: Logger, lines: Array<Record<string, unkno
 }
 
 const FRESH = '?cc=max-age=60'
+/** Proxy flags choosing how a GET miss is forwarded: the raw path, or fastify (--access-log). */
+const BOTH_PATHS: Array<[string, string[]]> = [['raw path', []], ['fastify path', ['--access-log']]]
 
 describe('hits and misses', () => {
   it('stores a fresh response: MISS then HIT with the same body and an Age, one origin request', async () => {
@@ -127,6 +129,32 @@ describe('hits and misses', () => {
     expect(second.headers['content-length']).toBe(String(Buffer.byteLength(first.body)))
     expect(second.headers['x-served-by']).toBe('a')
     expect(requests(backend, `/page${FRESH}`)).toBe(1)
+  })
+
+  it('a GET miss is passed on and stored the same way on the raw path and through fastify (--access-log)', async () => {
+    // Repeated fields, a Connection-named field, an upstream X-Cache and Via: every header rule.
+    const handler: Handler = (_req, res) => {
+      // setHeader: the test backend already set a field, and writeHead would then merge a
+      // raw list through setHeader, keeping one line per name.
+      res.setHeader('Link', ['</a.css>; rel=preload', '</b.js>; rel=preload'])
+      for (const [name, value] of [['Cache-Control', 'public, max-age=60'], ['Connection', 'x-hop'], ['X-Hop', 'secret'],
+        ['X-Cache', 'HIT from upstream'], ['Via', '1.1 upstream'], ['Content-Length', '4']] as const) res.setHeader(name, value)
+      res.end('body')
+    }
+    const seen = async (args: string[]): Promise<Reply[]> => {
+      const { url } = await setup(args, { handler })
+      return [await send(url('/same')), await send(url('/same'))]
+    }
+    const comparable = (r: Reply): Reply => {
+      const { date: _d, age: _a, connection: _c, 'keep-alive': _k, ...headers } = r.headers
+      return { ...r, headers }
+    }
+    const raw = (await seen([])).map(comparable)
+    const full = (await seen(['--access-log'])).map(comparable)
+    expect(raw).toEqual(full)
+    expect(raw[0]!.headers).toMatchObject({ 'x-cache': 'MISS', via: '1.1 upstream, 1.1 zkproxy', link: ['</a.css>; rel=preload', '</b.js>; rel=preload'] })
+    expect(raw[0]!.headers['x-hop']).toBeUndefined()
+    expect(raw[1]!.headers['x-cache']).toBe('HIT')
   })
 
   it('Age adds the time spent here to the upstream Age (RFC 9111 §4.2.3)', async () => {
@@ -342,82 +370,86 @@ describe('variants, lifetime, bounds', () => {
   })
 })
 
-describe('coalescing', () => {
-  it('a burst of 100 concurrent misses for one URL makes exactly one origin request', async () => {
-    const held: Array<() => void> = []
-    const handler = origin()
-    const { url, backend, proxy } = await setup([], { handler: (req, res, body) => { held.push(() => { handler(req, res, body) }) } })
-    const path = `/burst${FRESH}`
-    const burst = Array.from({ length: 100 }, async () => await send(url(path)))
-    // Hold the origin's answer until all 99 others are waiting on the first: no timing luck.
-    await until(() => held.length === 1 && proxy.cache?.stats().coalesced === 99, { message: '99 waiters' })
-    held[0]!()
-    const replies = await Promise.all(burst)
-    expect(requests(backend, path)).toBe(1)
-    expect(new Set(replies.map(r => r.body)).size).toBe(1)
-    expect(replies.every(r => r.status === 200)).toBe(true)
-    expect(replies.filter(r => r.headers['x-cache'] === 'MISS')).toHaveLength(1)
+// GET misses take the raw path (fast-forward.ts); --access-log sends every request through
+// fastify, so these rules are proved on both.
+for (const [name, extra] of BOTH_PATHS) {
+  describe(`coalescing (${name})`, () => {
+    it('a burst of 100 concurrent misses for one URL makes exactly one origin request', async () => {
+      const held: Array<() => void> = []
+      const handler = origin()
+      const { url, backend, proxy } = await setup([...extra], { handler: (req, res, body) => { held.push(() => { handler(req, res, body) }) } })
+      const path = `/burst${FRESH}`
+      const burst = Array.from({ length: 100 }, async () => await send(url(path)))
+      // Hold the origin's answer until all 99 others are waiting on the first: no timing luck.
+      await until(() => held.length === 1 && proxy.cache?.stats().coalesced === 99, { message: '99 waiters' })
+      held[0]!()
+      const replies = await Promise.all(burst)
+      expect(requests(backend, path)).toBe(1)
+      expect(new Set(replies.map(r => r.body)).size).toBe(1)
+      expect(replies.every(r => r.status === 200)).toBe(true)
+      expect(replies.filter(r => r.headers['x-cache'] === 'MISS')).toHaveLength(1)
+    })
+
+    it('waiters send their own requests when the shared response is not storable', async () => {
+      const { handler, held } = holdFirst(origin())
+      const { url, backend, proxy } = await setup([...extra], { handler })
+      const path = '/mine?cc=private, max-age=60'
+      const burst = Array.from({ length: 10 }, async () => await send(url(path)))
+      await until(() => held.length === 1 && proxy.cache?.stats().coalesced === 9, { message: '9 waiters' })
+      held[0]!()
+      const replies = await Promise.all(burst)
+      expect(requests(backend, path)).toBe(10)
+      expect(new Set(replies.map(r => r.body)).size).toBe(10) // nobody got someone else's private response
+    })
   })
 
-  it('waiters send their own requests when the shared response is not storable', async () => {
-    const { handler, held } = holdFirst(origin())
-    const { url, backend, proxy } = await setup([], { handler })
-    const path = '/mine?cc=private, max-age=60'
-    const burst = Array.from({ length: 10 }, async () => await send(url(path)))
-    await until(() => held.length === 1 && proxy.cache?.stats().coalesced === 9, { message: '9 waiters' })
-    held[0]!()
-    const replies = await Promise.all(burst)
-    expect(requests(backend, path)).toBe(10)
-    expect(new Set(replies.map(r => r.body)).size).toBe(10) // nobody got someone else's private response
-  })
-})
+  describe(`coalescing, the edges (${name})`, () => {
+    it('waiters whose Vary differs from the first response coalesce again per variant', async () => {
+      const { handler, held } = holdFirst(origin())
+      const { url, backend, proxy } = await setup([...extra], { handler })
+      const path = `/enc${FRESH}&h=vary:accept-encoding&echo=accept-encoding`
+      const burst = Array.from({ length: 10 }, async (_, i) => await send(url(path), { headers: { 'accept-encoding': i % 2 === 0 ? 'gzip' : 'br' } }))
+      await until(() => held.length === 1 && proxy.cache?.stats().coalesced === 9, { message: '9 waiters' })
+      held[0]!()
+      const replies = await Promise.all(burst)
+      replies.forEach((r, i) => { expect(r.body).toContain(`accept-encoding=${i % 2 === 0 ? 'gzip' : 'br'}`) })
+      expect(requests(backend, path)).toBe(2)
+    })
 
-describe('coalescing, the edges', () => {
-  it('waiters whose Vary differs from the first response coalesce again per variant', async () => {
-    const { handler, held } = holdFirst(origin())
-    const { url, backend, proxy } = await setup([], { handler })
-    const path = `/enc${FRESH}&h=vary:accept-encoding&echo=accept-encoding`
-    const burst = Array.from({ length: 10 }, async (_, i) => await send(url(path), { headers: { 'accept-encoding': i % 2 === 0 ? 'gzip' : 'br' } }))
-    await until(() => held.length === 1 && proxy.cache?.stats().coalesced === 9, { message: '9 waiters' })
-    held[0]!()
-    const replies = await Promise.all(burst)
-    replies.forEach((r, i) => { expect(r.body).toContain(`accept-encoding=${i % 2 === 0 ? 'gzip' : 'br'}`) })
-    expect(requests(backend, path)).toBe(2)
-  })
+    it('a leader whose client goes away does not strand the waiters', async () => {
+      const { handler, held } = holdFirst(origin())
+      const { url, backend, proxy } = await setup([...extra], { handler })
+      const path = `/gone-leader${FRESH}`
+      const abort = new AbortController()
+      const leader = request(url(path), { signal: abort.signal })
+      await until(() => held.length === 1, { message: 'leader upstream' })
+      const waiters = Array.from({ length: 5 }, async () => await send(url(path)))
+      await until(() => proxy.cache?.stats().coalesced === 5, { message: '5 waiters' })
+      abort.abort()
+      await expect(leader).rejects.toThrow()
+      const replies = await Promise.all(waiters)
+      expect(replies.every(r => r.status === 200)).toBe(true)
+      expect(requests(backend, path)).toBe(6) // the lost leader + each waiter on its own
+      held[0]!()
+    })
 
-  it('a leader whose client goes away does not strand the waiters', async () => {
-    const { handler, held } = holdFirst(origin())
-    const { url, backend, proxy } = await setup([], { handler })
-    const path = `/gone-leader${FRESH}`
-    const abort = new AbortController()
-    const leader = request(url(path), { signal: abort.signal })
-    await until(() => held.length === 1, { message: 'leader upstream' })
-    const waiters = Array.from({ length: 5 }, async () => await send(url(path)))
-    await until(() => proxy.cache?.stats().coalesced === 5, { message: '5 waiters' })
-    abort.abort()
-    await expect(leader).rejects.toThrow()
-    const replies = await Promise.all(waiters)
-    expect(replies.every(r => r.status === 200)).toBe(true)
-    expect(requests(backend, path)).toBe(6) // the lost leader + each waiter on its own
-    held[0]!()
+    it('a response requested before a revision change is passed on but not stored', async () => {
+      const { handler, held } = holdFirst(origin())
+      const { url, proxy, session, agePath } = await setup([...extra], { revision: 'old', handler })
+      const path = `/race${FRESH}`
+      const inFlight = send(url(path))
+      await until(() => held.length === 1, { message: 'miss upstream' })
+      await session.set(agePath, Buffer.from('new'), -1)
+      await until(() => proxy.cache?.stats().clears === 1, { message: 'cleared' })
+      held[0]!()
+      const old = await inFlight
+      expect(old.status).toBe(200)
+      expect(old.headers['x-cache']).toBe('MISS')
+      expect((await send(url(path))).headers['x-cache']).toBe('MISS')
+      expect((await send(url(path))).headers['x-cache']).toBe('HIT')
+    })
   })
-
-  it('a response requested before a revision change is passed on but not stored', async () => {
-    const { handler, held } = holdFirst(origin())
-    const { url, proxy, session, agePath } = await setup([], { revision: 'old', handler })
-    const path = `/race${FRESH}`
-    const inFlight = send(url(path))
-    await until(() => held.length === 1, { message: 'miss upstream' })
-    await session.set(agePath, Buffer.from('new'), -1)
-    await until(() => proxy.cache?.stats().clears === 1, { message: 'cleared' })
-    held[0]!()
-    const old = await inFlight
-    expect(old.status).toBe(200)
-    expect(old.headers['x-cache']).toBe('MISS')
-    expect((await send(url(path))).headers['x-cache']).toBe('MISS')
-    expect((await send(url(path))).headers['x-cache']).toBe('HIT')
-  })
-})
+}
 
 describe('unsafe methods (RFC 9111 §4.4)', () => {
   it('POST passes through untouched and its success invalidates the stored GET', async () => {
@@ -545,54 +577,56 @@ describe('ZooKeeper and the cache', () => {
   })
 })
 
-describe('stale-if-error (RFC 5861)', () => {
-  it('serves the stored response past its freshness, with a Warning, when the only target is gone', async () => {
-    const { url, backend, proxy, session, targetsPath } = await setup(['--stale-if-error', '60'])
-    const path = '/s?cc=max-age=1'
-    const stored = await send(url(path))
-    await backend.close() // the znode stays: every attempt is refused
-    const stale = await untilValue(async () => {
-      const r = await send(url(path))
-      return r.headers['x-cache'] === 'STALE' ? r : undefined
-    }, { timeoutMs: ms(5000), message: 'stale after expiry' })
-    expect(stale).toMatchObject({ status: 200, body: stored.body })
-    expect(stale.headers.warning).toBe('110 - "Response is Stale"')
-    expect(Number(stale.headers.age)).toBeGreaterThanOrEqual(1)
-    // No stored response: the error stands.
-    expect((await send(url('/never?cc=max-age=1'))).status).toBe(502)
-    // The target's znode gone too (503 no_targets): still served stale.
-    await session.delete(`${targetsPath}/a`, -1)
-    await until(() => proxy.router.targets.length === 0, { message: 'target removed' })
-    expect((await send(url(path))).headers['x-cache']).toBe('STALE')
-    expect((await send(url(path), { method: 'HEAD' })).headers['x-cache']).toBe('STALE')
-  })
-
-  it('serves stale on an upstream 5xx, but not without --stale-if-error nor for must-revalidate', async () => {
-    let failing = false
-    const handler = origin()
-    const { url } = await setup(['--stale-if-error', '60'], {
-      handler: (req, res, body) => {
-        if (!failing) { handler(req, res, body); return }
-        res.statusCode = 503
-        res.end('down')
-      }
+for (const [name, extra] of BOTH_PATHS) {
+  describe(`stale-if-error (RFC 5861) (${name})`, () => {
+    it('serves the stored response past its freshness, with a Warning, when the only target is gone', async () => {
+      const { url, backend, proxy, session, targetsPath } = await setup([...extra, '--stale-if-error', '60'])
+      const path = '/s?cc=max-age=1'
+      const stored = await send(url(path))
+      await backend.close() // the znode stays: every attempt is refused
+      const stale = await untilValue(async () => {
+        const r = await send(url(path))
+        return r.headers['x-cache'] === 'STALE' ? r : undefined
+      }, { timeoutMs: ms(5000), message: 'stale after expiry' })
+      expect(stale).toMatchObject({ status: 200, body: stored.body })
+      expect(stale.headers.warning).toBe('110 - "Response is Stale"')
+      expect(Number(stale.headers.age)).toBeGreaterThanOrEqual(1)
+      // No stored response: the error stands.
+      expect((await send(url('/never?cc=max-age=1'))).status).toBe(502)
+      // The target's znode gone too (503 no_targets): still served stale.
+      await session.delete(`${targetsPath}/a`, -1)
+      await until(() => proxy.router.targets.length === 0, { message: 'target removed' })
+      expect((await send(url(path))).headers['x-cache']).toBe('STALE')
+      expect((await send(url(path), { method: 'HEAD' })).headers['x-cache']).toBe('STALE')
     })
-    const ok = '/f?cc=max-age=1'
-    const strict = '/g?cc=max-age=1, must-revalidate'
-    await send(url(ok))
-    await send(url(strict))
-    failing = true
-    await until(async () => (await send(url(ok))).headers['x-cache'] === 'STALE', { timeoutMs: ms(5000), message: 'stale on 503' })
-    // must-revalidate (RFC 9111 §5.2.2.2): once expired, the origin's error is the answer.
-    const strictReply = await untilValue(async () => {
-      const r = await send(url(strict))
-      return r.headers['x-cache'] === 'HIT' ? undefined : r
-    }, { timeoutMs: ms(5000), message: 'strict entry expired' })
-    expect(strictReply.status).toBe(503)
 
-    const off = await setup([])
-    await send(off.url(ok))
-    await off.backend.close()
-    await until(async () => (await send(off.url(ok))).status === 502, { timeoutMs: ms(5000), message: '502 without --stale-if-error' })
+    it('serves stale on an upstream 5xx, but not without --stale-if-error nor for must-revalidate', async () => {
+      let failing = false
+      const handler = origin()
+      const { url } = await setup([...extra, '--stale-if-error', '60'], {
+        handler: (req, res, body) => {
+          if (!failing) { handler(req, res, body); return }
+          res.statusCode = 503
+          res.end('down')
+        }
+      })
+      const ok = '/f?cc=max-age=1'
+      const strict = '/g?cc=max-age=1, must-revalidate'
+      await send(url(ok))
+      await send(url(strict))
+      failing = true
+      await until(async () => (await send(url(ok))).headers['x-cache'] === 'STALE', { timeoutMs: ms(5000), message: 'stale on 503' })
+      // must-revalidate (RFC 9111 §5.2.2.2): once expired, the origin's error is the answer.
+      const strictReply = await untilValue(async () => {
+        const r = await send(url(strict))
+        return r.headers['x-cache'] === 'HIT' ? undefined : r
+      }, { timeoutMs: ms(5000), message: 'strict entry expired' })
+      expect(strictReply.status).toBe(503)
+
+      const off = await setup([...extra])
+      await send(off.url(ok))
+      await off.backend.close()
+      await until(async () => (await send(off.url(ok))).status === 502, { timeoutMs: ms(5000), message: '502 without --stale-if-error' })
+    })
   })
-})
+}
