@@ -14,4 +14,6 @@ export { isNotModified, notModifiedHeaders, parseEntityTags } from './conditiona
 export { invalidationTargets } from './invalidation.js'
 export type { InvalidationTarget } from './invalidation.js'
 export { Coalescer, CoalesceTimeoutError, COALESCE_TIMEOUT_CODE } from './coalescer.js'
+export { PassMemory, isResponseVerdict } from './pass-memory.js'
+export type { PassMemoryOptions } from './pass-memory.js'
 export type { CacheRequest, CacheResponse, HeaderMap } from './types.js'

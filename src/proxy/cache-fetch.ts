@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline, type Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { createEntry, evaluate, primaryKey, type CacheRequest, type CachedEntry, type HeaderMap, type ResponseCache, type Storable } from '../cache/index.js'
+import { createEntry, evaluate, isResponseVerdict, primaryKey, type CacheRequest, type CachedEntry, type HeaderMap, type ResponseCache, type Storable } from '../cache/index.js'
 import type { Respond, UpstreamResponse } from './forward.js'
 import type { RawResponder } from './fast-forward.js'
 import { PreparedResponse } from './cache-respond.js'
@@ -30,6 +30,12 @@ export interface MissFetcherOptions {
   readonly maxObjectBytes: number
   /** A response was stored. */
   readonly onStored: (entry: CachedEntry, prepared: PreparedResponse) => void
+  /**
+   * The response's own verdict on storing (pass-memory.ts): true when it was storable, false
+   * when the response itself forbade it or was too large. Not called for errors, or when the
+   * request alone made it unstorable.
+   */
+  readonly onVerdict?: (request: CacheRequest, storable: boolean) => void
   /**
    * Answers from a stale stored response if there is one (stale-if-error); true when it did.
    * `claim` runs first when it does (the fastify path hijacks its reply there).
@@ -140,6 +146,7 @@ export class MissFetcher {
           return
         }
         chunks = undefined
+        this.#opts.onVerdict?.(request, false)
         finish(undefined)
       },
       complete: () => {
@@ -194,7 +201,14 @@ export class MissFetcher {
       cacheTtlSec: opts.cacheTtlSec, defaultTtlSec: opts.defaultTtlSec, now
     })
     const declared = headers['content-length']
-    if (!decision.storable || (typeof declared === 'string' && !opts.store.fits(Number(declared)))) return undefined
+    if (!decision.storable) {
+      if (isResponseVerdict(decision.reason, status)) opts.onVerdict?.(request, false)
+      return undefined
+    }
+    if (typeof declared === 'string' && !opts.store.fits(Number(declared))) {
+      opts.onVerdict?.(request, false)
+      return undefined
+    }
     return { status, headers, decision, now }
   }
 
@@ -204,6 +218,7 @@ export class MissFetcher {
       finish(undefined)
       return
     }
+    this.#opts.onVerdict?.(request, true)
     const entry = createEntry({ req: request, status: keep.status, headers: keep.headers, body, decision: keep.decision, now: keep.now })
     const prepared = new PreparedResponse(entry)
     if (this.#opts.store.set(request, entry)) this.#opts.onStored(entry, prepared)
@@ -218,7 +233,10 @@ export class MissFetcher {
       reply.send(res.stream)
       return
     }
-    const copy = new BodyCopy(this.#opts.maxObjectBytes, (body) => { this.#store(request, keep, body, mayStore, finish) }, () => { finish(undefined) })
+    const copy = new BodyCopy(this.#opts.maxObjectBytes, (body) => { this.#store(request, keep, body, mayStore, finish) }, () => {
+      this.#opts.onVerdict?.(request, false)
+      finish(undefined)
+    })
     pipeline(res.stream as Readable, copy, (err) => { if (err !== undefined && err !== null) finish(undefined) })
     reply.send(copy)
   }

@@ -15,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import {
-  Coalescer, DEFAULT_MAX_OBJECT_BYTES, ResponseCache, invalidationTargets, isNotModified, isUnsafeMethod,
+  Coalescer, DEFAULT_MAX_OBJECT_BYTES, PassMemory, ResponseCache, invalidationTargets, isNotModified, isUnsafeMethod,
   primaryKeyFor, requestBypassesCache, variantMatches, type CacheRequest, type CacheStats, type CachedEntry
 } from '../cache/index.js'
 import type { CacheFront } from './app.js'
@@ -85,6 +85,8 @@ export interface CacheLayerStats extends CacheStats {
   readonly invalidated: number
   /** Whole-cache clears (content revision changes). */
   readonly clears: number
+  /** Keys remembered as not storable: their misses skip coalescing (pass-memory.ts). */
+  readonly uncacheableKeys: number
 }
 
 /** How one miss goes upstream and answers, on the fastify path or the raw one (#coalesce). */
@@ -98,12 +100,16 @@ interface MissWays {
 }
 
 const NO_SINK: CacheMetricsSink = Object.freeze({})
+/** Uncacheable keys remembered at most (pass-memory.ts); each costs its key string. */
+const PASS_MEMORY_KEYS = 10_000
 const ignore = (): void => {}
 
 export class CacheLayer implements CacheFront {
   readonly #store: ResponseCache
   readonly #fetcher: MissFetcher
   readonly #coalescer = new Coalescer<PreparedResponse | undefined>()
+  /** Keys whose misses skip coalescing: their last response could not be stored. */
+  readonly #passes: PassMemory
   readonly #prepared = new WeakMap<CachedEntry, PreparedResponse>()
   readonly #sink: CacheMetricsSink
   readonly #log: Logger
@@ -132,6 +138,7 @@ export class CacheLayer implements CacheFront {
       staleIfErrorSec: opts.staleIfErrorSec ?? 0,
       now: this.#now
     })
+    this.#passes = new PassMemory({ ttlMs: opts.ttlSec * 1000, maxKeys: PASS_MEMORY_KEYS, ...(opts.now === undefined ? {} : { now: opts.now }) })
     this.#fetcher = new MissFetcher({
       store: this.#store,
       now: this.#now,
@@ -144,6 +151,12 @@ export class CacheLayer implements CacheFront {
         this.#sink.stored?.(entry.body.length)
       },
       serveStale: (request, res, claim) => this.#serveStale(request, res, claim),
+      onVerdict: (request, storable) => {
+        const key = this.#store.coalesceKey(request)
+        if (key === undefined) return
+        if (storable) this.#passes.forget(key)
+        else this.#passes.remember(key)
+      },
       ...(opts.trustForwarded === undefined ? {} : { trustForwarded: opts.trustForwarded })
     })
     this.#pass = (_request, reply, res) => { reply.header('x-cache', 'MISS').send(res.stream) }
@@ -241,6 +254,8 @@ export class CacheLayer implements CacheFront {
     this.#fetcher.noteCleared()
     const { entries, bytes } = this.#store.stats()
     this.#store.clear()
+    // New content may be cacheable where the old was not.
+    this.#passes.clear()
     this.#clears++
     this.#sink.cleared?.()
     this.#log.info({ reason, entries, bytes }, 'cache cleared')
@@ -252,7 +267,8 @@ export class CacheLayer implements CacheFront {
       stored: this.#stored,
       coalesced: this.#coalesced,
       invalidated: this.#invalidated,
-      clears: this.#clears
+      clears: this.#clears,
+      uncacheableKeys: this.#passes.size
     }
   }
 
@@ -297,6 +313,12 @@ export class CacheLayer implements CacheFront {
    * waiter whose client left has nothing to answer and nothing to fetch.
    */
   #coalesce (key: string, request: CacheRequest, res: ServerResponse, io: MissWays, again: boolean): void {
+    if (this.#passes.has(key)) {
+      // Known not to be storable: nothing to share, so no waiting for another request.
+      this.#sink.miss?.()
+      io.own()
+      return
+    }
     const lead: { settle?: Settle } = {}
     // The coalescer calls this synchronously for the first caller only: that marks the leader.
     const shared = this.#coalescer.run(key, () => new Promise<PreparedResponse | undefined>((resolve) => {

@@ -448,6 +448,57 @@ for (const [name, extra] of BOTH_PATHS) {
       expect((await send(url(path))).headers['x-cache']).toBe('MISS')
       expect((await send(url(path))).headers['x-cache']).toBe('HIT')
     })
+
+    it('a URL whose response was not storable is remembered: its concurrent misses go upstream at once, until it is storable again', async () => {
+      let cacheable = false
+      let holding = false
+      const held: Array<() => void> = []
+      const { url, backend, proxy } = await setup([...extra], {
+        handler: (req, res) => {
+          const answer = (): void => {
+            res.setHeader('cache-control', cacheable ? 'max-age=60' : 'no-store')
+            res.end(`#${backend.hits('/dyn')}`)
+          }
+          if (holding) held.push(answer)
+          else answer()
+        }
+      })
+      expect((await send(url('/dyn'))).headers['x-cache']).toBe('MISS')
+      await until(() => proxy.cache?.stats().uncacheableKeys === 1, { message: 'remembered as not storable' })
+      // Five at once, all held at the origin: none of them waits for another (no coalescing).
+      holding = true
+      const burst = Array.from({ length: 5 }, async () => await send(url('/dyn')))
+      await until(() => held.length === 5, { message: 'all five reached the origin' })
+      expect(proxy.cache?.stats().coalesced).toBe(0)
+      holding = false
+      for (const release of held) release()
+      expect((await Promise.all(burst)).every(r => r.status === 200 && r.headers['x-cache'] === 'MISS')).toBe(true)
+      // The URL becomes cacheable: the next response is stored and the memory ends.
+      cacheable = true
+      expect((await send(url('/dyn'))).headers['x-cache']).toBe('MISS')
+      expect(proxy.cache?.stats().uncacheableKeys).toBe(0)
+      expect((await send(url('/dyn'))).headers['x-cache']).toBe('HIT')
+      expect(requests(backend, '/dyn')).toBe(7)
+    })
+
+    it('an upstream 5xx does not stop coalescing for its URL', async () => {
+      let failing = true
+      const { handler, held } = holdFirst((_req, res) => {
+        res.statusCode = failing ? 503 : 200
+        res.setHeader('cache-control', 'max-age=60')
+        res.end(failing ? 'down' : 'up')
+      })
+      const { url, backend, proxy } = await setup([...extra], { handler })
+      // The first answer is held: the other four wait for it, then fetch on their own (503 is not stored).
+      const outage = Array.from({ length: 5 }, async () => await send(url('/busy')))
+      await until(() => held.length === 1 && proxy.cache?.stats().coalesced === 4, { message: '4 waiters' })
+      held[0]!()
+      expect((await Promise.all(outage)).map(r => r.status)).toEqual([503, 503, 503, 503, 503])
+      expect(proxy.cache?.stats().uncacheableKeys).toBe(0)
+      failing = false
+      expect((await send(url('/busy'))).body).toBe('up')
+      expect(requests(backend, '/busy')).toBe(6)
+    })
   })
 }
 
