@@ -4,6 +4,8 @@
 //   bare        bare fastify + @fastify/reply-from round-robin (no discovery, counting, failover)
 //   zkproxy     zkproxy with the cache off (--cache-ttl 0), targets from ZooKeeper
 //   zk-hit      zkproxy with the cache on, every request a hit
+//   zk-miss     the same proxy, every request a miss (the origin says no-store under /no-store):
+//               the default configuration forwarding uncacheable traffic
 //   ceiling     a bare node:http server sending the exact bytes of one hit (head and body)
 // Each case runs ROUNDS times, interleaved, and the medians are compared as ratios measured in
 // the same run (the machine is shared and noisy). ZooKeeper operations per proxied request are
@@ -165,6 +167,7 @@ async function main (): Promise<void> {
     proxies.push(await node(cli, ['proxy', '--zk', zk.connectString, '--listen', `127.0.0.1:${cachePort}`, '--admin', 'off', '--log-level', 'info'], 'zkproxy-cache'))
     await waitForTargets(`http://127.0.0.1:${cachePort}/bench`)
     cases.push({ name: 'zk-hit', url: `http://127.0.0.1:${cachePort}/bench`, pid: proxies[1]?.pid })
+    cases.push({ name: 'zk-miss', url: `http://127.0.0.1:${cachePort}/no-store/bench`, pid: proxies[1]?.pid })
     // The hit ceiling: a bare node:http server sending the very bytes of one cache hit.
     const hit = await captureHit(`http://127.0.0.1:${cachePort}/bench`)
     const hitFile = join(tmp, 'hit.json')
@@ -249,6 +252,8 @@ function report (results: Map<string, Result[]>, zkOps: number, zkRequests: numb
   lines.push(`cache hits / same bytes   throughput ${ratio('zk-hit', 'ceiling')}   (target >= 0.9; a bare node:http server sending one hit's exact head and body)`)
   lines.push(`cache hits / direct       throughput ${ratio('zk-hit', 'direct')}   (the origin, which sends fewer header fields)`)
   lines.push(`cache hits / nginx        throughput ${ratio('zk-hit', 'nginx')}   (target >= 1.5)`)
+  lines.push(`cache misses / cache off  throughput ${ratio('zk-miss', 'zkproxy')}   (the cache on, every response no-store: what the cache costs uncacheable traffic)`)
+  lines.push(`cache misses / nginx      throughput ${ratio('zk-miss', 'nginx')}`)
   lines.push(`ZooKeeper operations per proxied request: ${zkRequests === 0 ? 'n/a' : (zkOps / zkRequests).toFixed(5)}   (${zkOps} operations / ${zkRequests} requests; target < 0.01)`)
   process.stdout.write(lines.join('\n') + '\n')
 }

@@ -81,6 +81,7 @@ export function registerCollectors (registry: Registry, view: () => RuntimeView 
   mirror('zkproxy_cache_expirations_total', 'Cached responses dropped because their lifetime (and stale window) ended.', v => v.cache?.stats().expirations)
   gauge('zkproxy_cache_entries', 'Responses in the cache.', v => v?.cache?.stats().entries ?? 0)
   gauge('zkproxy_cache_size_bytes', 'Bytes held by the cache.', v => v?.cache?.stats().bytes ?? 0)
+  gauge('zkproxy_cache_uncacheable_keys', 'Keys remembered as not storable: their misses are not coalesced.', v => v?.cache?.stats().uncacheableKeys ?? 0)
 
   // Process figures without prom-client's default collectors: those install process-wide
   // observers once per registry and never remove them, which several proxies in one process

@@ -9,8 +9,7 @@ import type { LiveTarget, Router } from '../proxy/router.js'
 import { registerCollectors } from './collectors.js'
 import type { RequestCounter } from '../registry/request-counter.js'
 import type { Snapshot, TargetSet } from '../registry/target-set.js'
-import type { CacheStats } from '../cache/index.js'
-import type { CacheMetricsSink } from '../proxy/cache-layer.js'
+import type { CacheLayerStats, CacheMetricsSink } from '../proxy/cache-layer.js'
 import type { ConnectedEvent, SessionState, ZkSession } from '../zk/index.js'
 
 /** What the admin side reads of a running proxy (built by src/cli/proxy-runtime.ts). */
@@ -22,7 +21,7 @@ export interface RuntimeView {
   readonly counter: RequestCounter
   readonly targets: TargetSet
   /** Absent when --cache-ttl 0. Only `stats()` is read, so any cache with it fits. */
-  readonly cache: { stats (): CacheStats } | undefined
+  readonly cache: { stats (): CacheLayerStats } | undefined
 }
 
 // Status codes are folded into classes: the label set stays bounded by targets × 6.

@@ -42,7 +42,8 @@ export interface CreateEntryInput {
  * `Age`: a hit recomputes it (§4.2.3), and keeping the upstream value would send two.
  */
 export function createEntry (input: CreateEntryInput): CachedEntry {
-  const headers: HeaderMap = {}
+  // No prototype: a field named `constructor` or `__proto__` is stored like any other.
+  const headers: HeaderMap = Object.create(null) as HeaderMap
   for (const [name, value] of Object.entries(input.headers)) {
     if (value !== undefined && name.toLowerCase() !== 'age') headers[name] = value
   }

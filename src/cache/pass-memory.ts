@@ -4,9 +4,11 @@
 // its own request, one round trip late. For a URL that is never cacheable that is every busy
 // moment, so such keys are remembered for a while and their misses go upstream at once. A
 // storable response ends the memory for its key (it is stored as usual, and coalescing
-// resumes); so does a clear of the cache. Only the response's own verdict counts: a request
-// that said no-store, or carried Authorization, says nothing about the next one, and a 5xx is
-// an outage, not a property of the URL (coalescing protects the origin there).
+// resumes); so does a clear of the cache. Only the response's own verdict about the resource
+// counts: a request that said no-store or carried Authorization says nothing about the next
+// one; nor do answers shaped by the request (304 to a conditional request, 206 to a Range,
+// 401/403/412/429 to a client); and a 5xx is an outage, not a property of the URL
+// (coalescing protects the origin there).
 import { LRUCache } from 'lru-cache'
 import type { NotStorableReason } from './policy.js'
 
@@ -15,12 +17,15 @@ const RESPONSE_VERDICTS: ReadonlySet<NotStorableReason> = new Set<NotStorableRea
   'status', 'no-store', 'private', 'no-cache', 'set-cookie', 'vary-star', 'not-storable', 'no-freshness'
 ])
 
+/** Statuses that answer this request or this client rather than describe the resource. */
+const REQUEST_SHAPED: ReadonlySet<number> = new Set([206, 304, 401, 403, 407, 408, 412, 416, 421, 425, 429])
+
 /**
  * Is `reason` (for a response with `status`) the URL's own verdict, worth remembering? Not
- * for 5xx, nor for 'stale' (an upstream cache's copy that happened to be old).
+ * for 5xx, request-shaped statuses, nor 'stale' (an upstream cache's copy that happened to be old).
  */
 export function isResponseVerdict (reason: NotStorableReason, status: number): boolean {
-  return status < 500 && RESPONSE_VERDICTS.has(reason)
+  return status < 500 && !REQUEST_SHAPED.has(status) && RESPONSE_VERDICTS.has(reason)
 }
 
 export interface PassMemoryOptions {
@@ -28,6 +33,12 @@ export interface PassMemoryOptions {
   readonly ttlMs: number
   /** Keys kept at most; the least recently marked go first. */
   readonly maxKeys: number
+  /**
+   * Total length of the keys kept at most (UTF-16 code units, about bytes for URLs): a key
+   * holds a whole request-target, up to Node's 16 KiB header limit, so a count alone would
+   * let random query strings hold far more memory than the cache's own bound.
+   */
+  readonly maxKeyChars: number
   /** Clock in ms (tests); default Date.now. */
   readonly now?: () => number
 }
@@ -39,6 +50,8 @@ export class PassMemory {
     const now = opts.now
     this.#keys = new LRUCache<string, true>({
       max: opts.maxKeys,
+      maxSize: opts.maxKeyChars,
+      sizeCalculation: (_value, key) => Math.max(1, key.length),
       ttl: opts.ttlMs,
       // lru-cache reads performance.now() (cached for 1 ms) by default; an injected clock is
       // read on every call, so tests are exact.

@@ -54,6 +54,9 @@ interface InFlight {
 /** One miss's bookkeeping: settle it once (however it ends), and may its response be stored? */
 interface MissTicket {
   readonly finish: Settle
+  /** Already settled: nothing more may be stored for it (a later attempt after a failover). */
+  readonly settled: () => boolean
+  /** No clear and no invalidation of its URL since it started. */
   readonly mayStore: () => boolean
 }
 
@@ -118,7 +121,8 @@ export class MissFetcher {
    */
   rawResponder (req: IncomingMessage, res: ServerResponse, lead: Settle | undefined): RawResponder {
     const request = req as CacheRequest
-    const { finish, mayStore } = this.#begin(request, res, lead)
+    const ticket = this.#begin(request, res, lead)
+    const { finish, mayStore } = ticket
     let keep: Keepable | undefined
     let chunks: Buffer[] | undefined
     let size = 0
@@ -133,7 +137,9 @@ export class MissFetcher {
         }
         const headers = fieldMap(fields)
         setField(fields, 'x-cache', 'MISS')
-        keep = this.#keepable(request, req.socket.remoteAddress ?? '', status, headers)
+        // A first target's head already settled this miss (its waiters went their own way, and
+        // its URL is no longer tracked for invalidations): this response is passed on only.
+        keep = ticket.settled() ? undefined : this.#keepable(request, req.socket.remoteAddress ?? '', status, headers, mayStore)
         if (keep === undefined) finish(undefined)
         else chunks = []
         return true
@@ -146,7 +152,7 @@ export class MissFetcher {
           return
         }
         chunks = undefined
-        this.#opts.onVerdict?.(request, false)
+        this.#unstorable(request, mayStore)
         finish(undefined)
       },
       complete: () => {
@@ -183,6 +189,7 @@ export class MissFetcher {
       if (inFlight !== undefined && --inFlight.count === 0 && primary !== undefined) this.#inFlight.delete(primary)
       lead?.(prepared)
     }
+    const settled = (): boolean => done
     // Covers every way the exchange can end without a stored result (client gone, upstream
     // error mid-body): waiters must never wait for a leader that will not report.
     // A waiter whose client left while it waited has a response that is already closed.
@@ -190,11 +197,11 @@ export class MissFetcher {
     else res.once('close', () => { finish(undefined) })
     const mayStore = (): boolean =>
       this.#clearedAt <= startedAt && (inFlight === undefined || inFlight.invalidatedAt <= startedAt)
-    return { finish, mayStore }
+    return { finish, settled, mayStore }
   }
 
   /** The response head's storability (RFC 9111 §3) and size; undefined: pass it on, keep nothing. */
-  #keepable (request: CacheRequest, peer: string, status: number, headers: HeaderMap): Keepable | undefined {
+  #keepable (request: CacheRequest, peer: string, status: number, headers: HeaderMap, mayStore: () => boolean): Keepable | undefined {
     const opts = this.#opts
     const now = opts.now()
     const decision = evaluate(asSentUpstream(request, peer, opts.trustForwarded), { status, headers }, {
@@ -202,14 +209,19 @@ export class MissFetcher {
     })
     const declared = headers['content-length']
     if (!decision.storable) {
-      if (isResponseVerdict(decision.reason, status)) opts.onVerdict?.(request, false)
+      if (isResponseVerdict(decision.reason, status)) this.#unstorable(request, mayStore)
       return undefined
     }
     if (typeof declared === 'string' && !opts.store.fits(Number(declared))) {
-      opts.onVerdict?.(request, false)
+      this.#unstorable(request, mayStore)
       return undefined
     }
     return { status, headers, decision, now }
+  }
+
+  /** The response says its URL cannot be stored; old news after a clear or an invalidation. */
+  #unstorable (request: CacheRequest, mayStore: () => boolean): void {
+    if (mayStore()) this.#opts.onVerdict?.(request, false)
   }
 
   /** The whole body arrived: store it unless a clear or an invalidation came meanwhile. */
@@ -227,14 +239,14 @@ export class MissFetcher {
   }
 
   #storeWhileSending (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse, mayStore: () => boolean, finish: Settle): void {
-    const keep = this.#keepable(request, request.raw.socket.remoteAddress ?? '', res.statusCode, res.headers)
+    const keep = this.#keepable(request, request.raw.socket.remoteAddress ?? '', res.statusCode, res.headers, mayStore)
     if (keep === undefined) {
       finish(undefined)
       reply.send(res.stream)
       return
     }
     const copy = new BodyCopy(this.#opts.maxObjectBytes, (body) => { this.#store(request, keep, body, mayStore, finish) }, () => {
-      this.#opts.onVerdict?.(request, false)
+      this.#unstorable(request, mayStore)
       finish(undefined)
     })
     pipeline(res.stream as Readable, copy, (err) => { if (err !== undefined && err !== null) finish(undefined) })

@@ -100,8 +100,9 @@ interface MissWays {
 }
 
 const NO_SINK: CacheMetricsSink = Object.freeze({})
-/** Uncacheable keys remembered at most (pass-memory.ts); each costs its key string. */
+/** Uncacheable keys remembered at most (pass-memory.ts), and their total length. */
 const PASS_MEMORY_KEYS = 10_000
+const PASS_MEMORY_CHARS = 4 * 1024 * 1024
 const ignore = (): void => {}
 
 export class CacheLayer implements CacheFront {
@@ -138,7 +139,9 @@ export class CacheLayer implements CacheFront {
       staleIfErrorSec: opts.staleIfErrorSec ?? 0,
       now: this.#now
     })
-    this.#passes = new PassMemory({ ttlMs: opts.ttlSec * 1000, maxKeys: PASS_MEMORY_KEYS, ...(opts.now === undefined ? {} : { now: opts.now }) })
+    this.#passes = new PassMemory({
+      ttlMs: opts.ttlSec * 1000, maxKeys: PASS_MEMORY_KEYS, maxKeyChars: PASS_MEMORY_CHARS, ...(opts.now === undefined ? {} : { now: opts.now })
+    })
     this.#fetcher = new MissFetcher({
       store: this.#store,
       now: this.#now,

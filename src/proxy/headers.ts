@@ -140,7 +140,8 @@ export function downstreamResponseHeaders (headers: OutgoingHttpHeaders | Incomi
  * path: one key per name, a repeated field as an array of its values in order.
  */
 export function fieldMap (fields: readonly string[]): Record<string, string | string[]> {
-  const map: Record<string, string | string[]> = {}
+  // No prototype: a field named `constructor` or `__proto__` is a field like any other.
+  const map: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i]!
     const value = fields[i + 1]!

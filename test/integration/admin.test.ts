@@ -183,6 +183,8 @@ describe('GET /metrics', () => {
     expect(sample(m, 'zkproxy_cache_misses_total')).toBe(21)
     expect(sample(m, 'zkproxy_cache_entries')).toBe(1)
     expect(sample(m, 'zkproxy_cache_size_bytes')).toBeGreaterThanOrEqual(cachedBody.length)
+    // The 20 dynamic responses carry no freshness: remembered as not storable.
+    expect(sample(m, 'zkproxy_cache_uncacheable_keys')).toBe(20)
     expect(sample(m, 'zkproxy_cache_evictions_total')).toBe(0)
     expect(sample(m, 'zkproxy_zookeeper_session_state', { state: 'connected' })).toBe(1)
     expect(sample(m, 'zkproxy_zookeeper_session_state', { state: 'suspended' })).toBe(0)

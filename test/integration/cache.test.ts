@@ -481,6 +481,51 @@ for (const [name, extra] of BOTH_PATHS) {
       expect(requests(backend, '/dyn')).toBe(7)
     })
 
+    it('answers shaped by the request (a 304 to a conditional miss) and responses requested before a clear are not remembered', async () => {
+      let holdNext = false
+      const held: Array<() => void> = []
+      const { url, proxy, session, agePath } = await setup([...extra], {
+        revision: 'r1',
+        handler: (req, res) => {
+          if (req.url === '/cond') {
+            res.setHeader('etag', '"v1"')
+            res.setHeader('cache-control', 'max-age=60')
+            if (req.headers['if-none-match'] === '"v1"') res.statusCode = 304
+            res.end(res.statusCode === 304 ? undefined : 'v1')
+            return
+          }
+          const answer = (): void => { res.setHeader('cache-control', 'no-store'); res.end('old') }
+          if (holdNext) held.push(answer)
+          else answer()
+        }
+      })
+      expect((await send(url('/cond'), { headers: { 'if-none-match': '"v1"' } })).status).toBe(304)
+      expect(proxy.cache?.stats().uncacheableKeys).toBe(0)
+      // A no-store answer to a request sent before the revision changed: old content's verdict.
+      holdNext = true
+      const before = send(url('/old'))
+      await until(() => held.length === 1, { message: 'held at the origin' })
+      await session.set(agePath, Buffer.from('r2'), -1)
+      await until(() => proxy.cache?.stats().clears === 1, { message: 'cleared' })
+      held[0]!()
+      expect((await before).body).toBe('old')
+      expect(proxy.cache?.stats().uncacheableKeys).toBe(0)
+    })
+
+    it('stores a field named like an Object property (constructor) as sent', async () => {
+      const { url } = await setup([...extra], {
+        handler: (_req, res) => {
+          res.setHeader('cache-control', 'max-age=60')
+          res.setHeader('constructor', 'x')
+          res.end('ok')
+        }
+      })
+      const miss = await send(url('/proto'))
+      const hit = await send(url('/proto'))
+      expect(hit.headers['x-cache']).toBe('HIT')
+      for (const r of [miss, hit]) expect(r.headers.constructor).toBe('x')
+    })
+
     it('an upstream 5xx does not stop coalescing for its URL', async () => {
       let failing = true
       const { handler, held } = holdFirst((_req, res) => {
@@ -501,6 +546,42 @@ for (const [name, extra] of BOTH_PATHS) {
     })
   })
 }
+
+describe('failover after a head, with the cache on (raw path)', () => {
+  it('a miss settled by its first target\'s head stores nothing from the target it fails over to', async () => {
+    // Whichever target gets the first GET sends a no-store head and cuts the connection before
+    // any body byte: the miss is settled (not storable) and fails over to the other target,
+    // whose storable answer is held while a POST invalidates the URL.
+    let gets = 0
+    const held: Array<() => void> = []
+    const handler: Handler = (req, res) => {
+      if (req.method === 'POST') { res.end('posted'); return }
+      gets++
+      if (gets === 1) {
+        res.writeHead(200, { 'cache-control': 'no-store', 'content-length': '10' })
+        res.flushHeaders()
+        setImmediate(() => { res.socket?.destroy() })
+        return
+      }
+      const n = gets
+      const answer = (): void => { res.setHeader('cache-control', 'max-age=60'); res.end(`answer ${n}`) }
+      if (n === 2) held.push(answer)
+      else answer()
+    }
+    const { url, session, targetsPath, proxy } = await setup([], { handler })
+    const second = await startBackend('b', handler)
+    await registerTarget(session, targetsPath, 'b', second.url)
+    await until(() => proxy.router.targets.length === 2, { message: 'two targets' })
+    const miss = send(url('/flaky'))
+    await until(() => held.length === 1, { message: 'failed over, answer held' })
+    expect((await send(url('/flaky'), { method: 'POST', body: 'x' })).status).toBe(200)
+    held[0]!()
+    expect((await miss).body).toBe('answer 2')
+    // Not stored: the POST invalidated the URL while that answer was on its way.
+    const next = await send(url('/flaky'))
+    expect(next).toMatchObject({ body: 'answer 3', headers: { 'x-cache': 'MISS' } })
+  })
+})
 
 describe('unsafe methods (RFC 9111 §4.4)', () => {
   it('POST passes through untouched and its success invalidates the stored GET', async () => {

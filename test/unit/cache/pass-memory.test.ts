@@ -4,7 +4,7 @@ import { PassMemory, isResponseVerdict, type NotStorableReason } from '../../../
 describe('PassMemory (hit-for-miss)', () => {
   it('remembers a key until its TTL ends, or until a storable response forgets it', () => {
     let now = 1_000
-    const memory = new PassMemory({ ttlMs: 120_000, maxKeys: 10, now: () => now })
+    const memory = new PassMemory({ ttlMs: 120_000, maxKeys: 10, maxKeyChars: 1000, now: () => now })
     memory.remember('a')
     memory.remember('b')
     expect(memory.has('a')).toBe(true)
@@ -19,7 +19,7 @@ describe('PassMemory (hit-for-miss)', () => {
 
   it('a new unstorable response starts the TTL again', () => {
     let now = 10_000
-    const memory = new PassMemory({ ttlMs: 1000, maxKeys: 10, now: () => now })
+    const memory = new PassMemory({ ttlMs: 1000, maxKeys: 10, maxKeyChars: 1000, now: () => now })
     memory.remember('a')
     now += 900
     memory.remember('a')
@@ -30,7 +30,7 @@ describe('PassMemory (hit-for-miss)', () => {
   })
 
   it('keeps at most maxKeys, dropping the least recently marked', () => {
-    const memory = new PassMemory({ ttlMs: 60_000, maxKeys: 2, now: () => 5_000 })
+    const memory = new PassMemory({ ttlMs: 60_000, maxKeys: 2, maxKeyChars: 1000, now: () => 5_000 })
     memory.remember('a')
     memory.remember('b')
     memory.remember('a')
@@ -38,6 +38,16 @@ describe('PassMemory (hit-for-miss)', () => {
     expect([memory.has('a'), memory.has('b'), memory.has('c')]).toEqual([true, false, true])
     memory.clear()
     expect(memory.size).toBe(0)
+  })
+
+  it('keeps the keys within maxKeyChars: long request-targets cannot hold more memory than that', () => {
+    const memory = new PassMemory({ ttlMs: 60_000, maxKeys: 1000, maxKeyChars: 10_000, now: () => 5_000 })
+    for (let i = 0; i < 100; i++) memory.remember(`${i}`.padEnd(4000, 'q'))
+    expect(memory.size).toBe(2)
+    expect(memory.has('99'.padEnd(4000, 'q'))).toBe(true)
+    // A key longer than the whole bound is not kept at all.
+    memory.remember('x'.repeat(20_000))
+    expect(memory.has('x'.repeat(20_000))).toBe(false)
   })
 })
 
@@ -49,6 +59,13 @@ describe('isResponseVerdict', () => {
     ['vary-star', 200, true],
     ['no-freshness', 200, true],
     ['status', 302, true],
+    // Answers shaped by this request or this client say nothing about the resource.
+    ['status', 304, false],
+    ['status', 206, false],
+    ['status', 401, false],
+    ['status', 403, false],
+    ['status', 412, false],
+    ['status', 429, false],
     // An outage is not a property of the URL: coalescing protects the origin there.
     ['status', 500, false],
     ['status', 503, false],
