@@ -44,8 +44,8 @@ export interface ProxyAppOptions {
 /**
  * The common cases are answered before fastify routes the request, from Node's raw request:
  * fresh cache hits (cache-layer.ts), and plain GET/HEAD forwarding (fast-forward.ts): every
- * one with the cache off, GET misses with the cache on (through the cache layer, which
- * stores and coalesces them). They need none of the routing, per-request logger or reply machinery,
+ * one with the cache off; with the cache on, misses and no-cache requests, through the cache
+ * layer (which stores and coalesces them). They need none of the routing, per-request logger or reply machinery,
  * and skipping it brings hits close to a bare node:http server sending the same bytes and
  * forwarding close to undici's own cost (bench/run.ts). Only requests the full path would
  * accept unchanged qualify: origin-form URL of plain characters, no shape the request guard

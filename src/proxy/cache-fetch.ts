@@ -116,10 +116,10 @@ export class MissFetcher {
   }
 
   /**
-   * The raw path's counterpart of `respond()` for a GET miss (always with stale-if-error):
-   * the same decisions on undici's head and chunks instead of a reply and a stream.
+   * The raw path's counterpart of `respond()` for a GET that may be stored: the same
+   * decisions on undici's head and chunks instead of a reply and a stream.
    */
-  rawResponder (req: IncomingMessage, res: ServerResponse, lead: Settle | undefined): RawResponder {
+  rawResponder (req: IncomingMessage, res: ServerResponse, lead: Settle | undefined, staleOnError: boolean): RawResponder {
     const request = req as CacheRequest
     const ticket = this.#begin(request, res, lead)
     const { finish, mayStore } = ticket
@@ -131,7 +131,7 @@ export class MissFetcher {
         // Called again after a failover (the first target's head could not be passed on).
         chunks = undefined
         size = 0
-        if (ERROR_STATUSES.has(status) && this.#opts.serveStale(request, res)) {
+        if (staleOnError && ERROR_STATUSES.has(status) && this.#opts.serveStale(request, res)) {
           finish(undefined)
           return false
         }
@@ -163,8 +163,27 @@ export class MissFetcher {
       },
       failed: () => {
         finish(undefined)
-        return this.#opts.serveStale(request, res)
+        return staleOnError && this.#opts.serveStale(request, res)
       }
+    }
+  }
+
+  /**
+   * The raw path's responder for a request whose response is never stored (a HEAD): marked
+   * `X-Cache: MISS`, and with `staleOnError` a stale stored copy instead of an upstream
+   * error, like the fastify path's pass responders in cache-layer.ts.
+   */
+  rawPass (req: IncomingMessage, res: ServerResponse, staleOnError: boolean): RawResponder {
+    const request = req as CacheRequest
+    return {
+      head: (status, fields) => {
+        if (staleOnError && ERROR_STATUSES.has(status) && this.#opts.serveStale(request, res)) return false
+        setField(fields, 'x-cache', 'MISS')
+        return true
+      },
+      data: ignore,
+      complete: ignore,
+      failed: () => staleOnError && this.#opts.serveStale(request, res)
     }
   }
 

@@ -20,7 +20,7 @@ import {
 } from '../cache/index.js'
 import type { CacheFront } from './app.js'
 import { noTargetsMessage, type Respond, type UpstreamResponse } from './forward.js'
-import type { FastForward } from './fast-forward.js'
+import type { FastForward, RawResponder } from './fast-forward.js'
 import { writeProblem } from './answers.js'
 import { PreparedResponse } from './cache-respond.js'
 import { MissFetcher, type Settle } from './cache-fetch.js'
@@ -217,7 +217,9 @@ export class CacheLayer implements CacheFront {
     const method = req.method
     if (method !== 'GET' && method !== 'HEAD') return false
     const h = req.headers
-    if (h['cache-control'] !== undefined || h.pragma !== undefined || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) return false
+    if (h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) return false
+    // A browser reload's `max-age=0` is looked up like any request; `no-cache` skips the lookup.
+    if ((h['cache-control'] !== undefined || h.pragma !== undefined) && requestBypassesCache(req as CacheRequest)) return false
     const hit = this.#store.get(req as CacheRequest)
     if (hit === undefined) return false
     this.#sink.hit?.()
@@ -226,24 +228,39 @@ export class CacheLayer implements CacheFront {
   }
 
   /**
-   * A GET miss from Node's raw request (app.ts, after `tryAnswer` found no fresh hit),
-   * forwarded on the raw path with `forward`: the same coalescing, storing and stale-if-error
-   * as `handle()`. Returns false untouched for what it leaves to the full path: other methods,
-   * request cache directives and preconditions, no cache key, no target to forward to (the
-   * full path answers 503, or a stale copy).
+   * A GET or HEAD from Node's raw request that `tryAnswer` did not answer (app.ts), forwarded
+   * on the raw path with `forward`, exactly as `handle()` would: a GET miss coalesced, stored
+   * and with stale-if-error; a HEAD miss passed on (stale-if-error too); a request that said
+   * `no-cache` passed on, its GET response stored. Returns false untouched for what it leaves
+   * to the full path: other methods, preconditions (If-Match, If-Unmodified-Since), no cache
+   * key, no target to forward to (the full path answers 503, or a stale copy).
    */
   tryMiss (req: IncomingMessage, res: ServerResponse, forward: FastForward): boolean {
-    if (req.method !== 'GET') return false
+    const method = req.method
+    if (method !== 'GET' && method !== 'HEAD') return false
     const h = req.headers
-    if (h['cache-control'] !== undefined || h.pragma !== undefined || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) return false
+    if (h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined || !forward.routable()) return false
     const request = req as CacheRequest
-    const key = this.#store.coalesceKey(request)
-    if (key === undefined || !forward.routable()) return false
-    const fetch = (lead: Settle | undefined): void => {
-      const responder = this.#fetcher.rawResponder(req, res, lead)
-      // Routable was checked in this same tick for the leader; a waiter's turn comes later.
+    const head = method === 'HEAD'
+    // Routable was checked in this same tick; a coalescing waiter's turn comes later.
+    const send = (responder: RawResponder): void => {
       if (!forward(req, res, responder) && !responder.failed()) writeProblem(req, res, 'ZKPROXY_ERR_PROXY_NO_TARGETS', noTargetsMessage(true))
     }
+    if ((h['cache-control'] !== undefined || h.pragma !== undefined) && requestBypassesCache(request)) {
+      this.#sink.bypass?.('request-no-cache')
+      // The client asked for the origin: its response may refresh the store, never a stale copy.
+      send(head ? this.#fetcher.rawPass(req, res, false) : this.#fetcher.rawResponder(req, res, undefined, false))
+      return true
+    }
+    if (head) {
+      // A HEAD miss is forwarded as a HEAD and not stored (no body to store; policy.ts).
+      this.#sink.miss?.()
+      send(this.#fetcher.rawPass(req, res, true))
+      return true
+    }
+    const key = this.#store.coalesceKey(request)
+    if (key === undefined) return false
+    const fetch = (lead: Settle | undefined): void => { send(this.#fetcher.rawResponder(req, res, lead, true)) }
     this.#coalesce(key, request, res, {
       lead: fetch,
       own: () => { fetch(undefined) },

@@ -5,11 +5,11 @@
 // stream per response or reply-from's per-call closures: profiling showed those, not
 // discovery or counting, to be where the proxy spent its time (README "Performance").
 //
-// With the cache on, a GET miss comes through here too, with the cache's RawResponder (it
-// adds X-Cache, keeps a copy of the body to store, and may answer from a stale copy instead of
-// an error: cache-fetch.ts). Anything else (a body, HEAD with the cache on, a request with
-// cache directives, --access-log, an unusual header) takes the fastify path, which remains the
-// reference behaviour; app.ts decides. The integration suites run both paths.
+// With the cache on, misses come through here too, with the cache's RawResponder (it adds
+// X-Cache, keeps a copy of the body to store, and may answer from a stale copy instead of an
+// error: cache-fetch.ts). Anything else (a body, preconditions, --access-log, an unusual
+// header) takes the fastify path, which remains the reference behaviour; app.ts decides. The
+// integration suites run both paths.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'

@@ -116,21 +116,242 @@ const FRESH = '?cc=max-age=60'
 /** Proxy flags choosing how a GET miss is forwarded: the raw path, or fastify (--access-log). */
 const BOTH_PATHS: Array<[string, string[]]> = [['raw path', []], ['fastify path', ['--access-log']]]
 
-describe('hits and misses', () => {
-  it('stores a fresh response: MISS then HIT with the same body and an Age, one origin request', async () => {
-    const { url, backend } = await setup()
-    const first = await send(url(`/page${FRESH}`))
-    expect(first.status).toBe(200)
-    expect(first.headers['x-cache']).toBe('MISS')
-    const second = await send(url(`/page${FRESH}`))
-    expect(second).toMatchObject({ status: 200, body: first.body })
-    expect(second.headers['x-cache']).toBe('HIT')
-    expect(Number(second.headers.age)).toBeGreaterThanOrEqual(0)
-    expect(second.headers['content-length']).toBe(String(Buffer.byteLength(first.body)))
-    expect(second.headers['x-served-by']).toBe('a')
-    expect(requests(backend, `/page${FRESH}`)).toBe(1)
+// Plain GET/HEAD requests take the raw path (fast-forward.ts); --access-log sends every
+// request through fastify, so the rules are proved on both.
+for (const [name, extra] of BOTH_PATHS) {
+  describe(`hits and misses (${name})`, () => {
+    it('stores a fresh response: MISS then HIT with the same body and an Age, one origin request', async () => {
+      const { url, backend } = await setup([...extra])
+      const first = await send(url(`/page${FRESH}`))
+      expect(first.status).toBe(200)
+      expect(first.headers['x-cache']).toBe('MISS')
+      const second = await send(url(`/page${FRESH}`))
+      expect(second).toMatchObject({ status: 200, body: first.body })
+      expect(second.headers['x-cache']).toBe('HIT')
+      expect(Number(second.headers.age)).toBeGreaterThanOrEqual(0)
+      expect(second.headers['content-length']).toBe(String(Buffer.byteLength(first.body)))
+      expect(second.headers['x-served-by']).toBe('a')
+      expect(requests(backend, `/page${FRESH}`)).toBe(1)
+    })
+
+    it('Age adds the time spent here to the upstream Age (RFC 9111 §4.2.3)', async () => {
+      const { url } = await setup([...extra])
+      const path = '/aged?cc=max-age=600&h=age:30'
+      expect((await send(url(path))).headers.age).toBe('30')
+      const hit = await send(url(path))
+      expect(hit.headers['x-cache']).toBe('HIT')
+      expect(Number(hit.headers.age)).toBeGreaterThanOrEqual(30)
+      expect(Number(hit.headers.age)).toBeLessThanOrEqual(32)
+    })
+
+    it('answers HEAD from a stored GET without a body; a HEAD miss is not stored', async () => {
+      const { url, backend } = await setup([...extra])
+      const get = await send(url(`/h${FRESH}`))
+      const head = await send(url(`/h${FRESH}`), { method: 'HEAD' })
+      expect(head).toMatchObject({ status: 200, body: '' })
+      expect(head.headers['x-cache']).toBe('HIT')
+      expect(head.headers['content-length']).toBe(String(Buffer.byteLength(get.body)))
+      expect(requests(backend, `/h${FRESH}`)).toBe(1)
+
+      const headFirst = await send(url(`/h2${FRESH}`), { method: 'HEAD' })
+      expect(headFirst.headers['x-cache']).toBe('MISS')
+      expect((await send(url(`/h2${FRESH}`))).headers['x-cache']).toBe('MISS')
+      expect((await send(url(`/h2${FRESH}`))).headers['x-cache']).toBe('HIT')
+      expect(requests(backend, `/h2${FRESH}`)).toBe(2)
+    })
+
+    it('answers matching conditional requests with 304 from the stored response (RFC 9111 §4.3.2)', async () => {
+      const { url, backend } = await setup([...extra])
+      const path = `/c${FRESH}&h=etag:"v1"&h=last-modified:Tue, 01 Oct 2024 10:00:00 GMT`
+      await send(url(path))
+      const inm = await send(url(path), { headers: { 'if-none-match': 'W/"v0", "v1"' } })
+      expect(inm).toMatchObject({ status: 304, body: '' })
+      expect(inm.headers).toMatchObject({ etag: '"v1"', 'x-cache': 'HIT', 'cache-control': 'max-age=60' })
+      expect(inm.headers.age).toBeDefined()
+      const other = await send(url(path), { headers: { 'if-none-match': '"v2"' } })
+      expect(other.status).toBe(200)
+      expect(other.headers['x-cache']).toBe('HIT')
+      const ims = await send(url(path), { headers: { 'if-modified-since': 'Wed, 02 Oct 2024 10:00:00 GMT' } })
+      expect(ims.status).toBe(304)
+      const older = await send(url(path), { headers: { 'if-modified-since': 'Mon, 30 Sep 2024 10:00:00 GMT' } })
+      expect(older.status).toBe(200)
+      const head = await send(url(path), { method: 'HEAD', headers: { 'if-none-match': '"v1"' } })
+      expect(head.status).toBe(304)
+      expect(requests(backend, path)).toBe(1)
+    })
+
+    it('keys on the downstream Host: another Host is another entry', async () => {
+      const { url, backend } = await setup([...extra])
+      const path = `/host${FRESH}&echo=x-forwarded-host`
+      const a = await send(url(path), { headers: { host: 'a.example' } })
+      const b = await send(url(path), { headers: { host: 'b.example' } })
+      expect(a.body).toContain('x-forwarded-host=a.example')
+      expect(b.body).toContain('x-forwarded-host=b.example')
+      expect(b.headers['x-cache']).toBe('MISS')
+      expect((await send(url(path), { headers: { host: 'A.example' } })).body).toBe(a.body)
+      expect(requests(backend, path)).toBe(2)
+    })
+
+    it('unkeyed headers cannot poison an entry: a client X-Forwarded-Host never reaches the origin, X-Original-URL is not stored', async () => {
+      const { url, backend } = await setup([...extra])
+      const path = `/poison${FRESH}&echo=x-forwarded-host`
+      const evil = await send(url(path), { headers: { host: 'site.example', 'x-forwarded-host': 'evil.example' } })
+      expect(evil.body).toContain('x-forwarded-host=site.example')
+      const victim = await send(url(path), { headers: { host: 'site.example' } })
+      expect(victim.headers['x-cache']).toBe('HIT')
+      expect(victim.body).not.toContain('evil')
+
+      const rewrite = `/rewrite${FRESH}`
+      await send(url(rewrite), { headers: { 'x-original-url': '/admin' } })
+      expect((await send(url(rewrite))).headers['x-cache']).toBe('MISS')
+      expect(requests(backend, rewrite)).toBe(2)
+    })
   })
 
+  describe(`what is not stored (${name})`, () => {
+    it.each([
+      ['no-store', '/ns?cc=no-store'],
+      ['private', '/pv?cc=private, max-age=60'],
+      ['no-cache (stored copies could never be served without revalidation)', '/nc?cc=no-cache, max-age=60'],
+      ['Set-Cookie', `/sc${FRESH}&h=set-cookie:session=1`],
+      ['Vary: *', `/vs${FRESH}&h=vary:*`],
+      ['no explicit freshness and no Last-Modified', '/plain'],
+      ['a status that is not stored', `/st${FRESH}&status=302&h=location:/x`]
+    ])('%s', async (_name, path) => {
+      const { url, backend } = await setup([...extra])
+      const first = await send(url(path))
+      const second = await send(url(path))
+      expect(first.headers['x-cache']).toBe('MISS')
+      expect(second.headers['x-cache']).toBe('MISS')
+      expect(second.body).not.toBe(first.body)
+      expect(requests(backend, path)).toBe(2)
+    })
+
+    it('a response to a request with Authorization only when it says public or s-maxage (RFC 9111 §3.5)', async () => {
+      const { url, backend } = await setup([...extra])
+      const auth = { authorization: 'Bearer secret' }
+      await send(url(`/auth${FRESH}`), { headers: auth })
+      expect((await send(url(`/auth${FRESH}`))).headers['x-cache']).toBe('MISS')
+      expect(requests(backend, `/auth${FRESH}`)).toBe(2)
+
+      const pub = '/authpub?cc=public, max-age=60'
+      await send(url(pub), { headers: auth })
+      expect((await send(url(pub))).headers['x-cache']).toBe('HIT')
+      expect(requests(backend, pub)).toBe(1)
+    })
+
+    it('a 404 with max-age is stored; heuristic freshness from Last-Modified is used', async () => {
+      const { url, backend } = await setup([...extra])
+      await send(url('/gone?cc=max-age=60&status=404'))
+      expect((await send(url('/gone?cc=max-age=60&status=404'))).headers['x-cache']).toBe('HIT')
+      const lm = `/lm?h=last-modified:${new Date(Date.now() - 86_400_000).toUTCString()}`
+      await send(url(lm))
+      expect((await send(url(lm))).headers['x-cache']).toBe('HIT')
+      expect(backend.hits()).toBe(2)
+    })
+
+    it('objects over --cache-max-object-bytes stream through whole and unstored, with or without Content-Length', async () => {
+      const { url, backend } = await setup([...extra, '--cache-max-object-bytes', '1000'])
+      for (const path of [`/big${FRESH}&size=50000`, `/bigchunked${FRESH}&size=50000&chunked=1`]) {
+        const a = await send(url(path))
+        const b = await send(url(path))
+        expect(a.body.length).toBe(50_000)
+        expect(b.body.length).toBe(50_000)
+        expect(b.headers['x-cache']).toBe('MISS')
+        expect(requests(backend, path)).toBe(2)
+      }
+      const small = `/small${FRESH}&size=900&chunked=1`
+      await send(url(small))
+      expect((await send(url(small))).headers['x-cache']).toBe('HIT')
+    })
+
+    it('--cache-ttl 0 turns the cache off', async () => {
+      const { url, backend, proxy } = await setup([...extra, '--cache-ttl', '0'])
+      expect(proxy.cache).toBeUndefined()
+      const a = await send(url(`/off${FRESH}`))
+      const b = await send(url(`/off${FRESH}`))
+      expect(a.headers['x-cache']).toBeUndefined()
+      expect(b.body).not.toBe(a.body)
+      expect(requests(backend, `/off${FRESH}`)).toBe(2)
+    })
+  })
+
+  describe(`variants, lifetime, bounds (${name})`, () => {
+    it('keeps one variant per value of the headers named in Vary (RFC 9111 §4.1)', async () => {
+      const { url, backend } = await setup([...extra])
+      const path = `/v${FRESH}&h=vary:accept-encoding&echo=accept-encoding`
+      const gzip = await send(url(path), { headers: { 'accept-encoding': 'gzip' } })
+      const br = await send(url(path), { headers: { 'accept-encoding': 'br' } })
+      const none = await send(url(path))
+      expect(gzip.body).toContain('accept-encoding=gzip')
+      expect(br.body).toContain('accept-encoding=br')
+      expect(none.body).toContain('accept-encoding=(none)')
+      expect(br.headers['x-cache']).toBe('MISS')
+      const again = await send(url(path), { headers: { 'accept-encoding': 'gzip' } })
+      expect(again).toMatchObject({ body: gzip.body })
+      expect(again.headers['x-cache']).toBe('HIT')
+      expect((await send(url(path), { headers: { 'accept-encoding': 'br' } })).body).toBe(br.body)
+      expect((await send(url(path))).body).toBe(none.body)
+      expect(requests(backend, path)).toBe(3)
+    })
+
+    it('a stored response expires after max-age, and --cache-ttl caps a longer max-age', async () => {
+      for (const [args, path] of [[[], '/exp?cc=max-age=1'], [['--cache-ttl', '1'], '/cap?cc=max-age=3600']] as const) {
+        const { url, backend } = await setup([...extra, ...args])
+        const storedAt = Date.now()
+        await send(url(path))
+        let hits = 0
+        await until(async () => {
+          const r = await send(url(path))
+          if (r.headers['x-cache'] === 'HIT') hits++
+          return r.headers['x-cache'] === 'MISS'
+        }, { timeoutMs: ms(5000), message: 'expiry' })
+        expect(Date.now() - storedAt).toBeGreaterThanOrEqual(1000)
+        expect(hits).toBeGreaterThan(0)
+        expect(requests(backend, path)).toBe(2)
+        await stopAllProxies()
+      }
+    })
+
+    it('evicts the least recently used entry past --cache-max-entries', async () => {
+      const { url, backend, proxy } = await setup([...extra, '--cache-max-entries', '2'])
+      const p = (n: number): string => `/lru${n}${FRESH}`
+      await send(url(p(1)))
+      await send(url(p(2)))
+      expect((await send(url(p(1)))).headers['x-cache']).toBe('HIT') // 1 is now more recent than 2
+      await send(url(p(3))) // evicts 2
+      expect((await send(url(p(1)))).headers['x-cache']).toBe('HIT')
+      expect((await send(url(p(3)))).headers['x-cache']).toBe('HIT')
+      expect((await send(url(p(2)))).headers['x-cache']).toBe('MISS')
+      expect(requests(backend, p(2))).toBe(2)
+      expect(proxy.cache?.stats()).toMatchObject({ entries: 2 })
+      expect(proxy.cache?.stats().evictions).toBeGreaterThanOrEqual(2)
+    })
+
+    it('a request with Cache-Control: no-cache (or Pragma: no-cache) goes to the origin and refreshes the entry', async () => {
+      const { url, backend } = await setup([...extra])
+      const path = `/rl${FRESH}`
+      const first = await send(url(path))
+      const reload = await send(url(path), { headers: { 'cache-control': 'no-cache' } })
+      expect(reload.headers['x-cache']).toBe('MISS')
+      expect(reload.body).not.toBe(first.body)
+      const after = await send(url(path))
+      expect(after).toMatchObject({ body: reload.body })
+      expect(after.headers['x-cache']).toBe('HIT')
+      expect((await send(url(path), { headers: { pragma: 'no-cache' } })).headers['x-cache']).toBe('MISS')
+      // no-store: forwarded, and its response is not stored (the previous entry stays).
+      const noStore = await send(url(path), { headers: { 'cache-control': 'no-store' } })
+      expect(noStore.headers['x-cache']).toBe('MISS')
+      expect((await send(url(path))).body).not.toBe(noStore.body)
+      expect(requests(backend, path)).toBe(4)
+      // A browser reload's max-age=0 is not a bypass: a client cannot punch through to the origin.
+      expect((await send(url(path), { headers: { 'cache-control': 'max-age=0' } })).headers['x-cache']).toBe('HIT')
+      expect(requests(backend, path)).toBe(4)
+    })
+  })
+}
+
+describe('the two forwarding paths', () => {
   it('a GET miss is passed on and stored the same way on the raw path and through fastify (--access-log)', async () => {
     // Repeated fields, a Connection-named field, an upstream X-Cache and Via: every header rule.
     const handler: Handler = (_req, res) => {
@@ -156,222 +377,8 @@ describe('hits and misses', () => {
     expect(raw[0]!.headers['x-hop']).toBeUndefined()
     expect(raw[1]!.headers['x-cache']).toBe('HIT')
   })
-
-  it('Age adds the time spent here to the upstream Age (RFC 9111 §4.2.3)', async () => {
-    const { url } = await setup()
-    const path = '/aged?cc=max-age=600&h=age:30'
-    expect((await send(url(path))).headers.age).toBe('30')
-    const hit = await send(url(path))
-    expect(hit.headers['x-cache']).toBe('HIT')
-    expect(Number(hit.headers.age)).toBeGreaterThanOrEqual(30)
-    expect(Number(hit.headers.age)).toBeLessThanOrEqual(32)
-  })
-
-  it('answers HEAD from a stored GET without a body; a HEAD miss is not stored', async () => {
-    const { url, backend } = await setup()
-    const get = await send(url(`/h${FRESH}`))
-    const head = await send(url(`/h${FRESH}`), { method: 'HEAD' })
-    expect(head).toMatchObject({ status: 200, body: '' })
-    expect(head.headers['x-cache']).toBe('HIT')
-    expect(head.headers['content-length']).toBe(String(Buffer.byteLength(get.body)))
-    expect(requests(backend, `/h${FRESH}`)).toBe(1)
-
-    const headFirst = await send(url(`/h2${FRESH}`), { method: 'HEAD' })
-    expect(headFirst.headers['x-cache']).toBe('MISS')
-    expect((await send(url(`/h2${FRESH}`))).headers['x-cache']).toBe('MISS')
-    expect((await send(url(`/h2${FRESH}`))).headers['x-cache']).toBe('HIT')
-    expect(requests(backend, `/h2${FRESH}`)).toBe(2)
-  })
-
-  it('answers matching conditional requests with 304 from the stored response (RFC 9111 §4.3.2)', async () => {
-    const { url, backend } = await setup()
-    const path = `/c${FRESH}&h=etag:"v1"&h=last-modified:Tue, 01 Oct 2024 10:00:00 GMT`
-    await send(url(path))
-    const inm = await send(url(path), { headers: { 'if-none-match': 'W/"v0", "v1"' } })
-    expect(inm).toMatchObject({ status: 304, body: '' })
-    expect(inm.headers).toMatchObject({ etag: '"v1"', 'x-cache': 'HIT', 'cache-control': 'max-age=60' })
-    expect(inm.headers.age).toBeDefined()
-    const other = await send(url(path), { headers: { 'if-none-match': '"v2"' } })
-    expect(other.status).toBe(200)
-    expect(other.headers['x-cache']).toBe('HIT')
-    const ims = await send(url(path), { headers: { 'if-modified-since': 'Wed, 02 Oct 2024 10:00:00 GMT' } })
-    expect(ims.status).toBe(304)
-    const older = await send(url(path), { headers: { 'if-modified-since': 'Mon, 30 Sep 2024 10:00:00 GMT' } })
-    expect(older.status).toBe(200)
-    const head = await send(url(path), { method: 'HEAD', headers: { 'if-none-match': '"v1"' } })
-    expect(head.status).toBe(304)
-    expect(requests(backend, path)).toBe(1)
-  })
-
-  it('keys on the downstream Host: another Host is another entry', async () => {
-    const { url, backend } = await setup()
-    const path = `/host${FRESH}&echo=x-forwarded-host`
-    const a = await send(url(path), { headers: { host: 'a.example' } })
-    const b = await send(url(path), { headers: { host: 'b.example' } })
-    expect(a.body).toContain('x-forwarded-host=a.example')
-    expect(b.body).toContain('x-forwarded-host=b.example')
-    expect(b.headers['x-cache']).toBe('MISS')
-    expect((await send(url(path), { headers: { host: 'A.example' } })).body).toBe(a.body)
-    expect(requests(backend, path)).toBe(2)
-  })
-
-  it('unkeyed headers cannot poison an entry: a client X-Forwarded-Host never reaches the origin, X-Original-URL is not stored', async () => {
-    const { url, backend } = await setup()
-    const path = `/poison${FRESH}&echo=x-forwarded-host`
-    const evil = await send(url(path), { headers: { host: 'site.example', 'x-forwarded-host': 'evil.example' } })
-    expect(evil.body).toContain('x-forwarded-host=site.example')
-    const victim = await send(url(path), { headers: { host: 'site.example' } })
-    expect(victim.headers['x-cache']).toBe('HIT')
-    expect(victim.body).not.toContain('evil')
-
-    const rewrite = `/rewrite${FRESH}`
-    await send(url(rewrite), { headers: { 'x-original-url': '/admin' } })
-    expect((await send(url(rewrite))).headers['x-cache']).toBe('MISS')
-    expect(requests(backend, rewrite)).toBe(2)
-  })
 })
 
-describe('what is not stored', () => {
-  it.each([
-    ['no-store', '/ns?cc=no-store'],
-    ['private', '/pv?cc=private, max-age=60'],
-    ['no-cache (stored copies could never be served without revalidation)', '/nc?cc=no-cache, max-age=60'],
-    ['Set-Cookie', `/sc${FRESH}&h=set-cookie:session=1`],
-    ['Vary: *', `/vs${FRESH}&h=vary:*`],
-    ['no explicit freshness and no Last-Modified', '/plain'],
-    ['a status that is not stored', `/st${FRESH}&status=302&h=location:/x`]
-  ])('%s', async (_name, path) => {
-    const { url, backend } = await setup()
-    const first = await send(url(path))
-    const second = await send(url(path))
-    expect(first.headers['x-cache']).toBe('MISS')
-    expect(second.headers['x-cache']).toBe('MISS')
-    expect(second.body).not.toBe(first.body)
-    expect(requests(backend, path)).toBe(2)
-  })
-
-  it('a response to a request with Authorization only when it says public or s-maxage (RFC 9111 §3.5)', async () => {
-    const { url, backend } = await setup()
-    const auth = { authorization: 'Bearer secret' }
-    await send(url(`/auth${FRESH}`), { headers: auth })
-    expect((await send(url(`/auth${FRESH}`))).headers['x-cache']).toBe('MISS')
-    expect(requests(backend, `/auth${FRESH}`)).toBe(2)
-
-    const pub = '/authpub?cc=public, max-age=60'
-    await send(url(pub), { headers: auth })
-    expect((await send(url(pub))).headers['x-cache']).toBe('HIT')
-    expect(requests(backend, pub)).toBe(1)
-  })
-
-  it('a 404 with max-age is stored; heuristic freshness from Last-Modified is used', async () => {
-    const { url, backend } = await setup()
-    await send(url('/gone?cc=max-age=60&status=404'))
-    expect((await send(url('/gone?cc=max-age=60&status=404'))).headers['x-cache']).toBe('HIT')
-    const lm = `/lm?h=last-modified:${new Date(Date.now() - 86_400_000).toUTCString()}`
-    await send(url(lm))
-    expect((await send(url(lm))).headers['x-cache']).toBe('HIT')
-    expect(backend.hits()).toBe(2)
-  })
-
-  it('objects over --cache-max-object-bytes stream through whole and unstored, with or without Content-Length', async () => {
-    const { url, backend } = await setup(['--cache-max-object-bytes', '1000'])
-    for (const path of [`/big${FRESH}&size=50000`, `/bigchunked${FRESH}&size=50000&chunked=1`]) {
-      const a = await send(url(path))
-      const b = await send(url(path))
-      expect(a.body.length).toBe(50_000)
-      expect(b.body.length).toBe(50_000)
-      expect(b.headers['x-cache']).toBe('MISS')
-      expect(requests(backend, path)).toBe(2)
-    }
-    const small = `/small${FRESH}&size=900&chunked=1`
-    await send(url(small))
-    expect((await send(url(small))).headers['x-cache']).toBe('HIT')
-  })
-
-  it('--cache-ttl 0 turns the cache off', async () => {
-    const { url, backend, proxy } = await setup(['--cache-ttl', '0'])
-    expect(proxy.cache).toBeUndefined()
-    const a = await send(url(`/off${FRESH}`))
-    const b = await send(url(`/off${FRESH}`))
-    expect(a.headers['x-cache']).toBeUndefined()
-    expect(b.body).not.toBe(a.body)
-    expect(requests(backend, `/off${FRESH}`)).toBe(2)
-  })
-})
-
-describe('variants, lifetime, bounds', () => {
-  it('keeps one variant per value of the headers named in Vary (RFC 9111 §4.1)', async () => {
-    const { url, backend } = await setup()
-    const path = `/v${FRESH}&h=vary:accept-encoding&echo=accept-encoding`
-    const gzip = await send(url(path), { headers: { 'accept-encoding': 'gzip' } })
-    const br = await send(url(path), { headers: { 'accept-encoding': 'br' } })
-    const none = await send(url(path))
-    expect(gzip.body).toContain('accept-encoding=gzip')
-    expect(br.body).toContain('accept-encoding=br')
-    expect(none.body).toContain('accept-encoding=(none)')
-    expect(br.headers['x-cache']).toBe('MISS')
-    const again = await send(url(path), { headers: { 'accept-encoding': 'gzip' } })
-    expect(again).toMatchObject({ body: gzip.body })
-    expect(again.headers['x-cache']).toBe('HIT')
-    expect((await send(url(path), { headers: { 'accept-encoding': 'br' } })).body).toBe(br.body)
-    expect((await send(url(path))).body).toBe(none.body)
-    expect(requests(backend, path)).toBe(3)
-  })
-
-  it('a stored response expires after max-age, and --cache-ttl caps a longer max-age', async () => {
-    for (const [args, path] of [[[], '/exp?cc=max-age=1'], [['--cache-ttl', '1'], '/cap?cc=max-age=3600']] as const) {
-      const { url, backend } = await setup([...args])
-      const storedAt = Date.now()
-      await send(url(path))
-      let hits = 0
-      await until(async () => {
-        const r = await send(url(path))
-        if (r.headers['x-cache'] === 'HIT') hits++
-        return r.headers['x-cache'] === 'MISS'
-      }, { timeoutMs: ms(5000), message: 'expiry' })
-      expect(Date.now() - storedAt).toBeGreaterThanOrEqual(1000)
-      expect(hits).toBeGreaterThan(0)
-      expect(requests(backend, path)).toBe(2)
-      await stopAllProxies()
-    }
-  })
-
-  it('evicts the least recently used entry past --cache-max-entries', async () => {
-    const { url, backend, proxy } = await setup(['--cache-max-entries', '2'])
-    const p = (n: number): string => `/lru${n}${FRESH}`
-    await send(url(p(1)))
-    await send(url(p(2)))
-    expect((await send(url(p(1)))).headers['x-cache']).toBe('HIT') // 1 is now more recent than 2
-    await send(url(p(3))) // evicts 2
-    expect((await send(url(p(1)))).headers['x-cache']).toBe('HIT')
-    expect((await send(url(p(3)))).headers['x-cache']).toBe('HIT')
-    expect((await send(url(p(2)))).headers['x-cache']).toBe('MISS')
-    expect(requests(backend, p(2))).toBe(2)
-    expect(proxy.cache?.stats()).toMatchObject({ entries: 2 })
-    expect(proxy.cache?.stats().evictions).toBeGreaterThanOrEqual(2)
-  })
-
-  it('a request with Cache-Control: no-cache (or Pragma: no-cache) goes to the origin and refreshes the entry', async () => {
-    const { url, backend } = await setup()
-    const path = `/rl${FRESH}`
-    const first = await send(url(path))
-    const reload = await send(url(path), { headers: { 'cache-control': 'no-cache' } })
-    expect(reload.headers['x-cache']).toBe('MISS')
-    expect(reload.body).not.toBe(first.body)
-    const after = await send(url(path))
-    expect(after).toMatchObject({ body: reload.body })
-    expect(after.headers['x-cache']).toBe('HIT')
-    expect((await send(url(path), { headers: { pragma: 'no-cache' } })).headers['x-cache']).toBe('MISS')
-    // no-store: forwarded, and its response is not stored (the previous entry stays).
-    const noStore = await send(url(path), { headers: { 'cache-control': 'no-store' } })
-    expect(noStore.headers['x-cache']).toBe('MISS')
-    expect((await send(url(path))).body).not.toBe(noStore.body)
-    expect(requests(backend, path)).toBe(4)
-  })
-})
-
-// GET misses take the raw path (fast-forward.ts); --access-log sends every request through
-// fastify, so these rules are proved on both.
 for (const [name, extra] of BOTH_PATHS) {
   describe(`coalescing (${name})`, () => {
     it('a burst of 100 concurrent misses for one URL makes exactly one origin request', async () => {
