@@ -238,9 +238,15 @@ function report (results: Map<string, Result[]>, zkOps: number, zkRequests: numb
     lines.push(`${name.padEnd(8)} ${med(name, 'rps').toFixed(0).padStart(7)} ${med(name, 'p50').toFixed(2).padStart(8)} ${med(name, 'p99').toFixed(2).padStart(8)} ${med(name, 'proxyUs').toFixed(1).padStart(12)} ${String(errors).padStart(8)}`)
   }
   lines.push('')
+  // Two estimates of a ratio: of the medians, and the median of the rounds' own ratios
+  // ("paired": both cases ran within seconds of each other in each round, so a slow phase of
+  // the shared host weighs on both sides of each ratio instead of on one side of the medians).
   const ratio = (a: string, b: string, k: keyof Result = 'rps'): string => {
     if (!results.has(a) || !results.has(b)) return 'n/a'
-    return (med(a, k) / med(b, k)).toFixed(2)
+    const as = results.get(a)!
+    const bs = results.get(b)!
+    const paired = median(as.map((r, i) => r[k] / (bs[i]?.[k] ?? NaN)))
+    return `${(med(a, k) / med(b, k)).toFixed(2)} (paired ${paired.toFixed(2)})`
   }
   lines.push(`zkproxy / direct          throughput ${ratio('zkproxy', 'direct')}`)
   lines.push(`zkproxy / nginx           throughput ${ratio('zkproxy', 'nginx')}   (target >= 0.5)`)

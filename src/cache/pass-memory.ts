@@ -7,7 +7,7 @@
 // resumes); so does a clear of the cache. Only the response's own verdict about the resource
 // counts: a request that said no-store or carried Authorization says nothing about the next
 // one; nor do answers shaped by the request (304 to a conditional request, 206 to a Range,
-// 401/403/412/429 to a client); and a 5xx is an outage, not a property of the URL
+// 400/401/403/412/429 to a client); and a 5xx is an outage, not a property of the URL
 // (coalescing protects the origin there).
 import { LRUCache } from 'lru-cache'
 import type { NotStorableReason } from './policy.js'
@@ -17,15 +17,20 @@ const RESPONSE_VERDICTS: ReadonlySet<NotStorableReason> = new Set<NotStorableRea
   'status', 'no-store', 'private', 'no-cache', 'set-cookie', 'vary-star', 'not-storable', 'no-freshness'
 ])
 
-/** Statuses that answer this request or this client rather than describe the resource. */
-const REQUEST_SHAPED: ReadonlySet<number> = new Set([206, 304, 401, 403, 407, 408, 412, 416, 421, 425, 429])
+/**
+ * Statuses that describe the resource itself. Others answer this request or this client
+ * (206, 304, 400, 401, 403, 412, 429, a 302 to a login page …) or an outage (5xx).
+ */
+const RESOURCE_STATUSES: ReadonlySet<number> = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501])
 
 /**
- * Is `reason` (for a response with `status`) the URL's own verdict, worth remembering? Not
- * for 5xx, request-shaped statuses, nor 'stale' (an upstream cache's copy that happened to be old).
+ * Is `reason` (for a response with `status`, to a request that did or did not carry
+ * credentials) the URL's own verdict, worth remembering? Not for other statuses, not for an
+ * authenticated request (its `private` answer says nothing of anonymous ones), nor 'stale'
+ * (an upstream cache's copy that happened to be old).
  */
-export function isResponseVerdict (reason: NotStorableReason, status: number): boolean {
-  return status < 500 && !REQUEST_SHAPED.has(status) && RESPONSE_VERDICTS.has(reason)
+export function isResponseVerdict (reason: NotStorableReason, status: number, authenticated = false): boolean {
+  return !authenticated && RESOURCE_STATUSES.has(status) && RESPONSE_VERDICTS.has(reason)
 }
 
 export interface PassMemoryOptions {

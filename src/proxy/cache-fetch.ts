@@ -228,7 +228,7 @@ export class MissFetcher {
     })
     const declared = headers['content-length']
     if (!decision.storable) {
-      if (isResponseVerdict(decision.reason, status)) this.#unstorable(request, mayStore)
+      if (isResponseVerdict(decision.reason, status, request.headers['authorization'] !== undefined)) this.#unstorable(request, mayStore)
       return undefined
     }
     if (typeof declared === 'string' && !opts.store.fits(Number(declared))) {

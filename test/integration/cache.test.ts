@@ -554,6 +554,36 @@ for (const [name, extra] of BOTH_PATHS) {
   })
 }
 
+describe('the two forwarding paths, where they differ', () => {
+  it('a target failing after its head: the raw path serves a stale copy, fastify answers 502', async () => {
+    let failing = false
+    const handler: Handler = (_req, res) => {
+      if (!failing) {
+        res.setHeader('cache-control', 'max-age=1')
+        res.end('stored')
+        return
+      }
+      // The head goes out, then the connection is cut before any body byte.
+      res.writeHead(200, { 'content-length': '10' })
+      res.flushHeaders()
+      setImmediate(() => { res.socket?.destroy() })
+    }
+    const answers: Reply[] = []
+    for (const extra of [[], ['--access-log']]) {
+      const { url } = await setup([...extra, '--stale-if-error', '60'], { handler })
+      failing = false
+      await send(url('/cut'))
+      failing = true
+      answers.push(await untilValue(async () => {
+        const r = await send(url('/cut'))
+        return r.headers['x-cache'] === 'HIT' ? undefined : r
+      }, { timeoutMs: ms(5000), message: 'entry expired' }))
+    }
+    // fastify had already marked the reply a MISS when the body failed.
+    expect(answers.map(r => [r.status, r.headers['x-cache']])).toEqual([[200, 'STALE'], [502, 'MISS']])
+  })
+})
+
 describe('failover after a head, with the cache on (raw path)', () => {
   it('a miss settled by its first target\'s head stores nothing from the target it fails over to', async () => {
     // Whichever target gets the first GET sends a no-store head and cuts the connection before

@@ -58,7 +58,11 @@ describe('isResponseVerdict', () => {
     ['set-cookie', 200, true],
     ['vary-star', 200, true],
     ['no-freshness', 200, true],
-    ['status', 302, true],
+    ['status', 301, true],
+    ['status', 404, true],
+    ['status', 302, false],
+    ['status', 400, false],
+    ['status', 431, false],
     // Answers shaped by this request or this client say nothing about the resource.
     ['status', 304, false],
     ['status', 206, false],
@@ -80,5 +84,10 @@ describe('isResponseVerdict', () => {
     ['stale', 200, false]
   ])('%s with status %i → %s', (reason, status, expected) => {
     expect(isResponseVerdict(reason, status)).toBe(expected)
+  })
+
+  it('an authenticated request\'s private answer says nothing of anonymous ones', () => {
+    expect(isResponseVerdict('private', 200, true)).toBe(false)
+    expect(isResponseVerdict('private', 200, false)).toBe(true)
   })
 })
