@@ -8,9 +8,9 @@
 // writes a head prepared when the response was stored (cache-respond.ts).
 //
 // Two ways in: `handle()` from the fastify route (every method, every request shape), and,
-// for plain GET/HEAD requests, `tryAnswer()` (fresh hits) and `tryMiss()` (GET misses,
-// forwarded on the raw path) straight from Node's request (app.ts). Both ways share the
-// rules below: the same lookup, coalescing, storing and stale-if-error.
+// for plain GET/HEAD requests, `tryAnswer()` (fresh hits) and `tryMiss()` (misses and
+// no-cache requests, forwarded on the raw path) straight from Node's request (app.ts). Both
+// ways share the rules below: the same lookup, coalescing, storing and stale-if-error.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
