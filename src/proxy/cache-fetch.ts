@@ -131,7 +131,7 @@ export class MissFetcher {
         // Called again after a failover (the first target's head could not be passed on).
         chunks = undefined
         size = 0
-        if (staleOnError && ERROR_STATUSES.has(status) && this.#opts.serveStale(request, res)) {
+        if (staleOnError && this.#staleForStatus(status, request, res)) {
           finish(undefined)
           return false
         }
@@ -177,7 +177,7 @@ export class MissFetcher {
     const request = req as CacheRequest
     return {
       head: (status, fields) => {
-        if (staleOnError && ERROR_STATUSES.has(status) && this.#opts.serveStale(request, res)) return false
+        if (staleOnError && this.#staleForStatus(status, request, res)) return false
         setField(fields, 'x-cache', 'MISS')
         return true
       },
@@ -189,11 +189,16 @@ export class MissFetcher {
 
   /** An upstream 5xx for a GET/HEAD with a usable stale copy: drain the error, serve the copy. */
   staleForError (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse): boolean {
-    if (!ERROR_STATUSES.has(res.statusCode) || !this.#opts.serveStale(request, reply.raw, () => { reply.hijack() })) return false
+    if (!this.#staleForStatus(res.statusCode, request, reply.raw, () => { reply.hijack() })) return false
     const body = res.stream as Readable
     body.on('error', ignore)
     body.resume() // read to the end so the upstream connection can be reused
     return true
+  }
+
+  /** An upstream error status (RFC 5861 §4) with a usable stale copy: the copy is served. */
+  #staleForStatus (status: number, request: CacheRequest, res: ServerResponse, claim?: () => void): boolean {
+    return ERROR_STATUSES.has(status) && this.#opts.serveStale(request, res, claim)
   }
 
   /** Starts one miss's bookkeeping; `res` is the client's response. */
