@@ -1,7 +1,8 @@
 // The session layer against a real standalone ZooKeeper: typed errors, re-armed watches across
 // rapid changes, restarts and forced expiry, the ephemeral node keeper, and CAS under contention.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { CreateMode, EphemeralNode, ZkSession, expireSession, updateWithRetry, watchChildren, watchData, type DataValue } from '../../src/zk/index.js'
+import pino from 'pino'
+import { CreateMode, EphemeralNode, Perm, ZkSession, expireSession, updateWithRetry, watchChildren, watchData, type DataValue } from '../../src/zk/index.js'
 import { startZooKeeper, type ZkCluster } from '../support/zookeeper.js'
 import { ms, until } from '../support/until.js'
 import { closeAllSessions, connectSession, silentLogger, startSession, uniquePath } from '../support/zk-client.js'
@@ -63,6 +64,20 @@ describe('typed errors', () => {
     await expire(s)
     await s.create('/targets', Buffer.from('y'))
     expect((await root.get(`${chroot}/targets`)).data.toString()).toBe('y')
+  })
+
+  it('a chroot it may not create is logged with what to do, and the session still comes up', async () => {
+    const root = await connectSession(zk.connectString)
+    const locked = uniquePath()
+    await root.create(locked, Buffer.alloc(0))
+    // Anyone may read the parent, nobody may create under it.
+    await root.setAcl(locked, 0, [{ perm: Perm.READ, scheme: 'world', auth: 'anyone' }])
+    const lines: string[] = []
+    const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(line) } })
+    const s = await connectSession(`${zk.connectString}${locked}/app`, { logger })
+    await expect(s.create('/targets', Buffer.alloc(0))).rejects.toMatchObject({ code: 'ZKPROXY_ERR_ZK_NO_NODE' })
+    expect(lines.some(l => l.includes(`the ZooKeeper chroot ${locked}/app does not exist and could not be created`))).toBe(true)
+    expect(await root.exists(`${locked}/app`)).toBeNull()
   })
 
   it('leaves a missing chroot alone when told to (read-only tools)', async () => {
