@@ -29,7 +29,8 @@ export interface ProxyRuntime {
   readonly counter: RequestCounter
   readonly targets: TargetSet
   readonly cache: CacheLayer | undefined
-  readonly metrics: ProxyMetrics
+  /** Absent with `--admin off`: nothing could read them, so nothing is recorded per request. */
+  readonly metrics: ProxyMetrics | undefined
   readonly admin: AdminServer | undefined
   /** Graceful stop: stop accepting, drain (bounded by drainMs), flush counts, leave, close. */
   stop (): Promise<void>
@@ -51,7 +52,9 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     router.update(snap.targets)
   })
 
-  const metrics = new ProxyMetrics()
+  // Metrics are recorded only where the admin listener can serve them: with `--admin off` the
+  // request path carries no counters, histograms or timestamps at all.
+  const metrics = cfg.admin === undefined ? undefined : new ProxyMetrics()
   // --cache-ttl 0 turns the cache off entirely (no layer on the request path).
   const cache = cfg.cacheTtlSec > 0
     ? new CacheLayer({
@@ -63,7 +66,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
       staleIfErrorSec: cfg.staleIfErrorSec,
       coalesceTimeoutMs: cfg.headersTimeoutMs,
       logger: log,
-      metrics: metrics.cacheSink,
+      ...(metrics === undefined ? {} : { metrics: metrics.cacheSink }),
       ...(trustForwarded === undefined ? {} : { trustForwarded })
     })
     : undefined
@@ -80,17 +83,17 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     limits: cfg,
     accessLog: cfg.accessLog,
     // trustForwarded rides in `hooks` because that is what reaches the forwarder (forward.ts).
-    hooks: trustForwarded === undefined ? metrics.forwardHooks : { ...metrics.forwardHooks, trustForwarded },
+    hooks: { ...metrics?.forwardHooks, ...(trustForwarded === undefined ? {} : { trustForwarded }) },
     ...tlsMaterial,
     ...(cache === undefined ? {} : { cache })
   })
   const url = await listen(app, cfg, tlsMaterial.tls !== undefined)
   const id = cfg.id ?? `${hostname()}:${new URL(url).port}`
   const runtimeView = { url, id, session, router, counter, targets, cache }
-  metrics.observe(runtimeView)
+  metrics?.observe(runtimeView)
   let admin: AdminServer | undefined
   try {
-    admin = cfg.admin === undefined ? undefined : await startAdmin({ listen: cfg.admin, logger: log, runtime: runtimeView, metrics })
+    admin = cfg.admin === undefined || metrics === undefined ? undefined : await startAdmin({ listen: cfg.admin, logger: log, runtime: runtimeView, metrics })
   } catch (err) {
     // Nothing else has started yet: close the public listener so the process can exit 2.
     revisionWatch.close()

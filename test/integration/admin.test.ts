@@ -7,7 +7,7 @@ import { useZooKeeper } from '../support/suite.js'
 import { ms, until, untilValue } from '../support/until.js'
 import { connectSession, uniquePath } from '../support/zk-client.js'
 import { startBackend } from '../support/backends.js'
-import { registerTarget, startTestProxy } from '../support/proxy.js'
+import { readCount, registerTarget, startTestProxy } from '../support/proxy.js'
 import { freePort } from '../support/ports.js'
 import type { ProxyRuntime } from '../../src/cli/proxy-runtime.js'
 import { CreateMode, type ZkSession } from '../../src/zk/index.js'
@@ -200,6 +200,27 @@ describe('GET /metrics', () => {
     expect(sample(m, 'zkproxy_process_resident_memory_bytes')).toBeGreaterThan(0)
     // Every family follows zkproxy_<noun>_<unit|total> and has help text.
     for (const line of m.split('\n').filter(l => l.startsWith('# HELP '))) expect(line).toMatch(/^# HELP zkproxy_\w+ \S/)
+  })
+})
+
+describe('--admin off', () => {
+  it('records no metrics at all (nothing could read them), and still forwards, caches and counts', async () => {
+    const path = uniquePath('targets')
+    const a = await startBackend('a', (req, res) => {
+      if (req.url === '/cached') res.setHeader('cache-control', 'public, max-age=60')
+      res.end('body')
+    })
+    const s = await connectSession(zkCluster().connectString)
+    await registerTarget(s, path, 'a', a.url)
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--count-flush-ms', '50'])
+    expect(proxy.admin).toBeUndefined()
+    expect(proxy.metrics).toBeUndefined()
+    await until(() => proxy.router.targets.length === 1, { message: 'one target' })
+    for (let i = 0; i < 3; i++) expect((await get(`${proxy.url}/cached`)).text).toBe('body')
+    expect((await get(`${proxy.url}/other`)).status).toBe(200)
+    expect(a.hits()).toBe(2)
+    expect(proxy.cache?.stats().entries).toBe(1)
+    await until(async () => await readCount(s, `${path}/a`) === 2, { message: 'count of 2 flushed' })
   })
 })
 
