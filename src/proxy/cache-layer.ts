@@ -229,8 +229,7 @@ export class CacheLayer implements CacheFront {
 
   /**
    * A GET or HEAD from Node's raw request that `tryAnswer` did not answer (app.ts), forwarded
-   * on the raw path with `forward`, as `handle()` would (except that a target failing after its
-   * head is failed over, as everywhere on the raw path): a GET miss coalesced, stored
+   * on the raw path with `forward`, as `handle()` would: a GET miss coalesced, stored
    * and with stale-if-error; a HEAD miss passed on (stale-if-error too); a request that said
    * `no-cache` passed on, its GET response stored. Returns false untouched for what it leaves
    * to the full path: other methods, preconditions (If-Match, If-Unmodified-Since), no cache

@@ -1,11 +1,13 @@
 // Forwarding with failover. reply-from's own retries re-send to the same upstream (and it
 // re-sends a GET answered 503 up to ten times: `retryDelay` returning null turns that off), so
 // moving to a *different* target is ours: when an attempt fails before any byte went to the
-// client, reply.from() is called again from onError with the next least-used target. That is
+// client (before its head, or after it: the head is held back until the first body byte), reply.from()
+// is called again with the next least-used target. That is
 // safe because reply-from rebuilds everything from the request on each call (proved by the
 // failover tests); the only thing that cannot be rebuilt is a streamed request body, so only
 // buffered bodies (up to --retry-body-limit) are replayed. RFC 9110 §9.2.2: after a request may
 // have reached the origin, only idempotent methods are retried.
+import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
@@ -45,6 +47,40 @@ const noRetryDelay = (): null => null
 const countStreamed = (chunk: Buffer): void => { noteStreamed(chunk.length) }
 
 type FromOptions = Parameters<FastifyReply['from']>[1]
+
+/**
+ * Holds an upstream response until its first body byte is buffered or it has ended, then
+ * calls `ready` with it; calls `failed` instead when the stream errors first (the target went
+ * away after its head). A body that ended empty before anyone listened is handed on as a fresh
+ * empty stream (its own 'end' has been emitted, and whoever reads it next waits for one).
+ * Returns a function that drops the response (the client went away meanwhile).
+ */
+export function holdHead (res: UpstreamResponse, ready: (res: UpstreamResponse) => void, failed: (err: Error) => void): () => void {
+  const stream = res.stream as Readable
+  const empty = (): UpstreamResponse => ({ statusCode: res.statusCode, headers: res.headers, stream: Readable.from([], { objectMode: false }) })
+  // Already over (undici settled it before reply-from called back): no event will come.
+  if (stream.errored !== null) {
+    failed(stream.errored)
+    return () => {}
+  }
+  if (stream.readableEnded) {
+    ready(empty())
+    return () => {}
+  }
+  const stop = (): void => {
+    stream.off('readable', onReadable)
+    stream.off('end', onEnd)
+    stream.off('error', onError)
+  }
+  // Removing the 'readable' listener lets the next consumer (a pipe, 'data') make it flow.
+  const onReadable = (): void => { stop(); ready(res) }
+  const onEnd = (): void => { stop(); ready(empty()) }
+  const onError = (err: Error): void => { stop(); failed(err) }
+  stream.on('readable', onReadable)
+  stream.on('end', onEnd)
+  stream.on('error', onError)
+  return () => { stop(); stream.destroy() }
+}
 /** True when `err` or one of its causes carries `code`. */
 function hasCode (err: unknown, code: string): boolean {
   let e = err as { code?: unknown, cause?: unknown } | undefined
@@ -107,17 +143,47 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
     // then calls neither onResponse nor onError).
     let current: LiveTarget | undefined
     let status = 0
+    // Set while a response head is held back (holdHead): drops that response.
+    let drop: (() => void) | undefined
     reply.raw.once('close', () => {
+      drop?.()
       if (current === undefined) return
       router.end(current)
       if (status !== 0) hooks?.onComplete?.(current, status, performance.now() - startedAt)
       current = undefined
     })
 
+    // The attempt in flight failed: before its head (reply-from's onError) or after it, before
+    // any body byte (holdHead). Fail over, or answer.
+    const failed = (rep: FastifyReply, t: LiveTarget, error: Error): void => {
+      if (current !== t) return // the client already went away and ended this attempt
+      drop = undefined
+      router.end(t)
+      current = undefined
+      const { stage, next } = attemptFailed(failures, t, error, tries, request.method, replayable, rep.sent)
+      if (next !== undefined) {
+        attempt(next)
+        return
+      }
+      if (rep.sent) return
+      if (hasCode(error, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE')) {
+        // The request body crossed --body-limit while streaming up: the client's fault.
+        sendProblem(rep, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE')
+        return
+      }
+      if (respond.onFailure?.(rep, stage === 'timeout' ? 504 : 502) === true) return
+      log.debug({ target: t.name, stage, attempts: tries.n, err: error }, 'upstream failed')
+      if (stage === 'timeout') sendProblem(rep, 'ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT', `target ${t.name} did not answer in time`)
+      else sendProblem(rep, 'ZKPROXY_ERR_PROXY_UPSTREAM_FAILED', exhaustedMessage(tries, attempts, t, error), { attempts: tries.n })
+    }
+
     const attempt = (t: LiveTarget): void => {
       tries.n++
       router.begin(t)
       current = t
+      // reply-from copies the target's header fields onto the reply before onResponse: a
+      // failure after the head puts back what the reply had before this attempt.
+      const before = { ...reply.getHeaders() }
       const fromOptions: OurFromOptions = {
         getUpstream: () => t.origin,
         rewriteRequestHeaders,
@@ -129,32 +195,24 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
           // Still in flight until the client has the whole response (the close listener above).
           status = res.statusCode
           hooks?.onUpstreamResponse?.(t, res.statusCode)
-          // Large bodies (or of unknown size) get a second 'data' listener beside the pipe
-          // that sends them: it follows the pipe's pace and only counts bytes (spent-buffers.ts).
-          const declared = res.headers['content-length']
-          if (typeof declared !== 'string' || Number(declared) > LARGE_BODY_BYTES) res.stream.on('data', countStreamed)
-          respond(req, rep, res, t)
+          // The head waits for the first body byte (or the end), as on the raw path: a target
+          // that fails in between has sent the client nothing yet, so the request can still
+          // fail over, get a stale copy or an honest 502.
+          drop = holdHead(res, (ready) => {
+            drop = undefined
+            if (current !== t) return
+            // Large bodies (or of unknown size) get a second 'data' listener beside the pipe
+            // that sends them: it follows the pipe's pace and only counts bytes (spent-buffers.ts).
+            const declared = ready.headers['content-length']
+            if (typeof declared !== 'string' || Number(declared) > LARGE_BODY_BYTES) ready.stream.on('data', countStreamed)
+            respond(req, rep, ready, t)
+          }, (error) => {
+            for (const name of Object.keys(rep.getHeaders())) rep.removeHeader(name)
+            rep.headers(before)
+            failed(rep, t, error)
+          })
         },
-        onError: (rep, { error }) => {
-          if (current !== t) return // the client already went away and ended this attempt
-          router.end(t)
-          current = undefined
-          const { stage, next } = attemptFailed(failures, t, error, tries, request.method, replayable, rep.sent)
-          if (next !== undefined) {
-            attempt(next)
-            return
-          }
-          if (rep.sent) return
-          if (hasCode(error, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE')) {
-            // The request body crossed --body-limit while streaming up: the client's fault.
-            sendProblem(rep, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE')
-            return
-          }
-          if (respond.onFailure?.(rep, stage === 'timeout' ? 504 : 502) === true) return
-          log.debug({ target: t.name, stage, attempts: tries.n, err: error }, 'upstream failed')
-          if (stage === 'timeout') sendProblem(rep, 'ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT', `target ${t.name} did not answer in time`)
-          else sendProblem(rep, 'ZKPROXY_ERR_PROXY_UPSTREAM_FAILED', exhaustedMessage(tries, attempts, t, error), { attempts: tries.n })
-        }
+        onError: (rep, { error }) => { failed(rep, t, error) }
       }
       // reply-from's typings are written for every server flavour (http2 included); ours is
       // HTTP/1.1 only, so the callbacks are typed for that and cast once here.

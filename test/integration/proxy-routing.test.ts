@@ -326,25 +326,62 @@ describe('streamed responses (raw GET path)', () => {
     expect(src.generated()).toBeLessThan(256 * MiB)
   })
 
-  it('a target that fails after its head but before any body byte: the GET fails over, the client never sees that head', async () => {
+  for (const [way, flags] of [['raw path', ['--cache-ttl', '0']], ['fastify path', ['--cache-ttl', '0', '--access-log']]] as const) {
+    it(`a target that fails after its head but before any body byte: the GET fails over, the client never sees that head (${way})`, async () => {
+      const path = uniquePath('targets')
+      // Sends its head, then drops the connection before the body.
+      const dies = await startBackend('dies', (_req, res) => {
+        res.writeHead(200, { 'content-length': '100', 'x-from': 'dies' })
+        res.flushHeaders()
+        setImmediate(() => { res.socket?.destroy() })
+      })
+      const ok = await startBackend('ok')
+      const s = await connectSession(zkCluster().connectString)
+      await registerTarget(s, path, 'dies', dies.url)
+      await registerTarget(s, path, 'ok', ok.url, 1000) // least-used tries 'dies' first
+      const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, ...flags])
+      await until(() => proxy.router.targets.length === 2)
+      const r = await get(`${proxy.url}/x`)
+      expect(r.status).toBe(200)
+      expect(r.headers['x-served-by']).toBe('ok')
+      expect(r.headers['x-from']).toBeUndefined()
+      expect(dies.hits()).toBe(1)
+      await until(() => proxy.router.targets.every(t => t.inFlight === 0), { message: 'nothing left in flight' })
+    })
+  }
+
+  it('after a head, a PUT with its buffered body fails over; a POST is answered 502 and sent nowhere else (RFC 9110 §9.2.2)', async () => {
     const path = uniquePath('targets')
-    // Sends its head, then drops the connection before the body.
+    // The backend harness hands each handler the whole request body (support/backends.ts).
     const dies = await startBackend('dies', (_req, res) => {
-      res.writeHead(200, { 'content-length': '100', 'x-from': 'dies' })
+      res.writeHead(200, { 'content-length': '100' })
       res.flushHeaders()
       setImmediate(() => { res.socket?.destroy() })
     })
-    const ok = await startBackend('ok')
+    const bodies: string[] = []
+    const ok = await startBackend('ok', (req, res, body) => {
+      bodies.push(`${req.method!} ${body.toString()}`)
+      res.end('stored')
+    })
     const s = await connectSession(zkCluster().connectString)
     await registerTarget(s, path, 'dies', dies.url)
-    await registerTarget(s, path, 'ok', ok.url, 1000) // least-used tries 'dies' first
-    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--cache-ttl', '0'])
+    await registerTarget(s, path, 'ok', ok.url, 1_000_000) // least-used tries 'dies' first
+    const proxy = await startTestProxy(zkCluster().connectString, ['--targets-path', path, '--cache-ttl', '0', '--count-flush-ms', '60000'])
     await until(() => proxy.router.targets.length === 2)
-    const r = await get(`${proxy.url}/x`)
-    expect(r.status).toBe(200)
-    expect(r.headers['x-served-by']).toBe('ok')
-    expect(r.headers['x-from']).toBeUndefined()
-    expect(dies.hits()).toBe(1)
+    const put = await request(`${proxy.url}/doc`, { method: 'PUT', body: 'payload', headers: { 'content-type': 'text/plain' } })
+    expect(put.statusCode).toBe(200)
+    expect(await put.body.text()).toBe('stored')
+    expect(bodies).toEqual(['PUT payload'])
+    // The ejection of 'dies' ends on success only; re-register it fresh so it is tried first again.
+    await s.delete(`${path}/dies`, -1)
+    await until(() => proxy.router.targets.length === 1)
+    await registerTarget(s, path, 'dies', dies.url)
+    await until(() => proxy.router.targets.length === 2)
+    const post = await request(`${proxy.url}/doc`, { method: 'POST', body: 'once', headers: { 'content-type': 'text/plain' } })
+    expect(post.statusCode).toBe(502)
+    expect(JSON.parse(await post.body.text())).toMatchObject({ error: 'upstream_failed' })
+    expect(dies.hits()).toBe(2)
+    expect(bodies).toEqual(['PUT payload'])
   })
 
   for (const [path, flags] of [['raw GET path', ['--cache-ttl', '0']], ['cache on, fastify path', []]] as const) {
