@@ -17,6 +17,7 @@ import { freePort } from '../test/support/ports.js'
 import { spawnTracked, stopAllTracked, type TrackedProcess } from '../test/support/processes.js'
 import { writeChunks } from '../test/support/backends.js'
 import { CreateMode, ZkSession } from '../src/zk/index.js'
+import { median } from './stats.js'
 
 const bodyMb = Number(process.env['MEMORY_BODY_MB'] ?? 64)
 const downloads = Number(process.env['MEMORY_DOWNLOADS'] ?? 5)
@@ -29,11 +30,6 @@ function rss (pid: number): { peak: number, now: number } {
   const text = readFileSync(`/proc/${pid}/status`, 'utf8')
   const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(text)?.[1] ?? NaN)
   return { peak: kb('VmHWM') / 1024, now: kb('VmRSS') / 1024 }
-}
-
-function median (xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
 async function backend (port: number): Promise<Server> {

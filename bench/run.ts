@@ -2,6 +2,8 @@
 //   direct      the origin itself (a bare node:http server answering 1 KiB from memory)
 //   nginx       nginx (1 worker, keepalive upstream, least_conn) in front of both origins
 //   bare        bare fastify + @fastify/reply-from round-robin (no discovery, counting, failover)
+//   floor       node:http handing each request straight to undici's dispatcher, round-robin,
+//               with no rules at all: the least this stack (Node + undici) costs per request
 //   zkproxy     zkproxy with the cache off (--cache-ttl 0), targets from ZooKeeper
 //   zk-hit      zkproxy with the cache on, every request a hit
 //   zk-miss     the same proxy, every request a miss (the origin says no-store under /no-store):
@@ -12,6 +14,7 @@
 // read from ZooKeeper's own `mntr` packet counters. Every process is stopped by PID.
 // Env: BENCH_DURATION_S (default 5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50), BENCH_CASES (all),
 // BENCH_PROXY_NODE_FLAGS (extra node flags for the zkproxy processes, e.g. --cpu-prof).
+// The zkproxy processes run with their admin listener on (the default), so metrics are recorded.
 import { spawn, execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir, cpus } from 'node:os'
@@ -23,6 +26,7 @@ import { startZooKeeper, type ZkCluster } from '../test/support/zookeeper.js'
 import { freePort } from '../test/support/ports.js'
 import { spawnTracked, stopAllTracked, type TrackedProcess } from '../test/support/processes.js'
 import { CreateMode, ZkSession } from '../src/zk/index.js'
+import { median } from './stats.js'
 
 const durationS = Number(process.env['BENCH_DURATION_S'] ?? 5)
 const rounds = Number(process.env['BENCH_ROUNDS'] ?? 3)
@@ -31,7 +35,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 // The paced latency run: every connection waits PACE_MS between requests (about
 // connections / PACE_MS requests per second: 5,000/s with 50 connections), for the cases below.
 const PACE_MS = 10
-const PACED: ReadonlySet<string> = new Set(['direct', 'nginx', 'zkproxy'])
+const PACED: ReadonlySet<string> = new Set(['direct', 'nginx', 'floor', 'zkproxy'])
 const PAUSE_MS = 2000
 const delay = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const cli = join(here, '..', 'src', 'cli', 'main.js')
@@ -52,11 +56,6 @@ function cpuSeconds (pid: number | undefined): number {
     }
     return ticks / TICKS_PER_S
   } catch { return 0 }
-}
-
-function median (xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
 function toMs (v: string, unit: string): number {
@@ -159,12 +158,17 @@ async function main (): Promise<void> {
     const barePort = await freePort()
     const bare = await node(join(here, 'bare-forward.js'), [String(barePort), ...originPorts.map(p => `http://127.0.0.1:${p}`)], 'bare')
     cases.push({ name: 'bare', url: `http://127.0.0.1:${barePort}/bench`, pid: bare.pid })
+    const floorPort = await freePort()
+    const floor = await node(join(here, 'floor-forward.js'), [String(floorPort), ...originPorts.map(p => `http://127.0.0.1:${p}`)], 'floor')
+    cases.push({ name: 'floor', url: `http://127.0.0.1:${floorPort}/bench`, pid: floor.pid })
     const proxyPort = await freePort()
-    proxies.push(await node(cli, ['proxy', '--zk', zk.connectString, '--listen', `127.0.0.1:${proxyPort}`, '--admin', 'off', '--cache-ttl', '0', '--log-level', 'info'], 'zkproxy'))
+    // The admin listener is on, as by default: its metrics are recorded on the request path
+    // (with --admin off they are not: a few percent less CPU per request, 2-5% in A/B runs).
+    proxies.push(await node(cli, ['proxy', '--zk', zk.connectString, '--listen', `127.0.0.1:${proxyPort}`, '--admin', `127.0.0.1:${await freePort()}`, '--cache-ttl', '0', '--log-level', 'info'], 'zkproxy'))
     await waitForTargets(`http://127.0.0.1:${proxyPort}/bench`)
     cases.push({ name: 'zkproxy', url: `http://127.0.0.1:${proxyPort}/bench`, pid: proxies[0]?.pid })
     const cachePort = await freePort()
-    proxies.push(await node(cli, ['proxy', '--zk', zk.connectString, '--listen', `127.0.0.1:${cachePort}`, '--admin', 'off', '--log-level', 'info'], 'zkproxy-cache'))
+    proxies.push(await node(cli, ['proxy', '--zk', zk.connectString, '--listen', `127.0.0.1:${cachePort}`, '--admin', `127.0.0.1:${await freePort()}`, '--log-level', 'info'], 'zkproxy-cache'))
     await waitForTargets(`http://127.0.0.1:${cachePort}/bench`)
     cases.push({ name: 'zk-hit', url: `http://127.0.0.1:${cachePort}/bench`, pid: proxies[1]?.pid })
     cases.push({ name: 'zk-miss', url: `http://127.0.0.1:${cachePort}/no-store/bench`, pid: proxies[1]?.pid })
@@ -255,6 +259,9 @@ function report (results: Map<string, Result[]>, zkOps: number, zkRequests: numb
   lines.push(`zkproxy / nginx           p99 latency ${ratio('zkproxy', 'nginx', 'pacedP99')}   (target <= 1.5; paced, ${connections} connections each sending every ${PACE_MS} ms: ` +
     `zkproxy ${med('zkproxy', 'pacedP99').toFixed(2)} ms, nginx ${med('nginx', 'pacedP99').toFixed(2)} ms at ${med('zkproxy', 'pacedRps').toFixed(0)} and ${med('nginx', 'pacedRps').toFixed(0)} req/s)`)
   lines.push(`zkproxy / nginx           CPU per request ${ratio('zkproxy', 'nginx', 'proxyUs')}   (process under test only)`)
+  // What the runtime allows: the same ratios for the floor (Node + undici with no rules).
+  lines.push(`floor / nginx             throughput ${ratio('floor', 'nginx')}, p99 saturated ${ratio('floor', 'nginx', 'p99')}, p99 paced ${ratio('floor', 'nginx', 'pacedP99')}, CPU per request ${ratio('floor', 'nginx', 'proxyUs')}   (node:http + undici, no rules)`)
+  lines.push(`zkproxy / floor           throughput ${ratio('zkproxy', 'floor')}, CPU per request ${ratio('zkproxy', 'floor', 'proxyUs')}   (what zkproxy's rules cost over the runtime)`)
   lines.push(`cache hits / same bytes   throughput ${ratio('zk-hit', 'ceiling')}   (target >= 0.9; a bare node:http server sending one hit's exact head and body)`)
   lines.push(`cache hits / direct       throughput ${ratio('zk-hit', 'direct')}   (the origin, which sends fewer header fields)`)
   lines.push(`cache hits / nginx        throughput ${ratio('zk-hit', 'nginx')}   (target >= 1.5)`)
