@@ -1,11 +1,11 @@
 // Forwarding with failover. reply-from's own retries re-send to the same upstream (and it
 // re-sends a GET answered 503 up to ten times: `retryDelay` returning null turns that off), so
 // moving to a *different* target is ours: when an attempt fails before any byte went to the
-// client (before its head, or after it: the head is held back until the first body byte), reply.from()
-// is called again with the next least-used target. That is
-// safe because reply-from rebuilds everything from the request on each call (proved by the
-// failover tests); the only thing that cannot be rebuilt is a streamed request body, so only
-// buffered bodies (up to --retry-body-limit) are replayed. RFC 9110 §9.2.2: after a request may
+// client (before its head, or after it: the head is held back until the first body byte),
+// reply.from() is called again with the next least-used target. That is safe because
+// reply-from rebuilds everything from the request on each call (proved by the failover tests);
+// the only thing that cannot be rebuilt is a streamed request body, so only buffered bodies
+// (up to --retry-body-limit) are replayed. RFC 9110 §9.2.2: after a request may
 // have reached the origin, only idempotent methods are retried.
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
