@@ -79,7 +79,23 @@ export function holdHead (res: UpstreamResponse, ready: (res: UpstreamResponse) 
   stream.on('readable', onReadable)
   stream.on('end', onEnd)
   stream.on('error', onError)
-  return () => { stop(); stream.destroy() }
+  return () => {
+    stop()
+    discard(stream)
+  }
+}
+
+const ignore = (): void => {}
+
+/**
+ * Destroys a response body nobody will read. undici's body turns the destroy into an abort
+ * error, emitted on the next tick; with a listener removed (holdHead's) and undici's own not
+ * yet attached, that error would have none and crash the process.
+ */
+function discard (stream: Readable): void {
+  stream.removeAllListeners('readable')
+  stream.on('error', ignore)
+  stream.destroy()
 }
 /** True when `err` or one of its causes carries `code`. */
 function hasCode (err: unknown, code: string): boolean {
@@ -158,6 +174,8 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
     const failed = (rep: FastifyReply, t: LiveTarget, error: Error): void => {
       if (current !== t) return // the client already went away and ended this attempt
       drop = undefined
+      // A failed attempt's head is not the answer (the close listener reports `status`).
+      status = 0
       router.end(t)
       current = undefined
       const { stage, next } = attemptFailed(failures, t, error, tries, request.method, replayable, rep.sent)
@@ -191,6 +209,12 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
         retryDelay: noRetryDelay,
         ...bodyOptions,
         onResponse: (req, rep, res) => {
+          // reply-from may call onError and then onResponse for one attempt (a status fastify
+          // refuses): the attempt is over, its body is nobody's.
+          if (current !== t) {
+            discard(res.stream as Readable)
+            return
+          }
           router.succeeded(t)
           // Still in flight until the client has the whole response (the close listener above).
           status = res.statusCode
@@ -200,13 +224,18 @@ export function createForwarder (opts: ForwardOptions): (request: FastifyRequest
           // fail over, get a stale copy or an honest 502.
           drop = holdHead(res, (ready) => {
             drop = undefined
-            if (current !== t) return
+            if (current !== t) {
+              discard(ready.stream as Readable)
+              return
+            }
+            // The consumer attaches in this same tick (the buffered bytes flow on the next).
+            respond(req, rep, ready, t)
             // Large bodies (or of unknown size) get a second 'data' listener beside the pipe
             // that sends them: it follows the pipe's pace and only counts bytes (spent-buffers.ts).
             const declared = ready.headers['content-length']
             if (typeof declared !== 'string' || Number(declared) > LARGE_BODY_BYTES) ready.stream.on('data', countStreamed)
-            respond(req, rep, ready, t)
           }, (error) => {
+            if (current !== t) return
             for (const name of Object.keys(rep.getHeaders())) rep.removeHeader(name)
             rep.headers(before)
             failed(rep, t, error)

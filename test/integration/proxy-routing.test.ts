@@ -350,6 +350,34 @@ describe('streamed responses (raw GET path)', () => {
     })
   }
 
+  for (const [way, flags] of [['raw path', ['--cache-ttl', '0']], ['fastify path', ['--cache-ttl', '0', '--access-log']]] as const) {
+    it(`a client that leaves while a head is held back (no body byte yet) releases the target; the proxy goes on (${way})`, async () => {
+      let upstreamClosed = 0
+      const { proxy } = await oneTarget('late', (req, res) => {
+        if (req.url === '/late') {
+          // Head now, body never: an event stream with nothing to say yet.
+          res.writeHead(200, { 'content-type': 'text/event-stream' })
+          res.flushHeaders()
+          res.on('close', () => { upstreamClosed++ })
+          return
+        }
+        res.end('fine')
+      }, [...flags, '--admin', '127.0.0.1:0'])
+      const port = Number(new URL(proxy.url).port)
+      const sock = connect(port, '127.0.0.1')
+      await new Promise<void>(resolve => sock.once('connect', resolve))
+      sock.write('GET /late HTTP/1.1\r\nHost: a\r\n\r\n')
+      // The proxy has the head (its response counter moved) and holds it: the client has nothing.
+      await until(async () => (await proxy.metrics!.render()).includes('zkproxy_requests_total{target="late",code="2xx"} 1'), { message: 'the head reached the proxy' })
+      expect(upstreamClosed).toBe(0)
+      sock.destroy()
+      await until(() => upstreamClosed === 1, { message: 'the upstream response was dropped' })
+      await until(() => proxy.router.targets[0]!.inFlight === 0, { message: 'in-flight back to 0' })
+      const r = await get(`${proxy.url}/after`)
+      expect(r).toMatchObject({ status: 200, body: 'fine' })
+    })
+  }
+
   it('after a head, a PUT with its buffered body fails over; a POST is answered 502 and sent nowhere else (RFC 9110 §9.2.2)', async () => {
     const path = uniquePath('targets')
     // The backend harness hands each handler the whole request body (support/backends.ts).
