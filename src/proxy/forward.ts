@@ -93,10 +93,10 @@ const ignore = (): void => {}
  * yet attached, that error would have none and crash the process.
  */
 function discard (stream: Readable): void {
-  stream.removeAllListeners('readable')
   stream.on('error', ignore)
   stream.destroy()
 }
+
 /** True when `err` or one of its causes carries `code`. */
 function hasCode (err: unknown, code: string): boolean {
   let e = err as { code?: unknown, cause?: unknown } | undefined
