@@ -378,6 +378,30 @@ describe('streamed responses (raw GET path)', () => {
     })
   }
 
+  it('a status fastify refuses (600) is a 502 on the fastify path; the target is released and the proxy goes on', async () => {
+    let upstreamClosed = false
+    const { proxy } = await oneTarget('odd', (_req, res) => {
+      // A head undici accepts and fastify's reply.code() refuses, then no body byte.
+      res.socket!.on('close', () => { upstreamClosed = true })
+      res.socket!.write('HTTP/1.1 600 Odd\r\ncontent-length: 5\r\n\r\n')
+    }, ['--cache-ttl', '0', '--access-log'])
+    const port = Number(new URL(proxy.url).port)
+    // A raw client that keeps its connection open after the answer.
+    const sock = connect(port, '127.0.0.1')
+    let answer = ''
+    sock.on('data', (c: Buffer) => { answer += c.toString('latin1') })
+    await new Promise<void>(resolve => sock.once('connect', resolve))
+    sock.write('GET /odd HTTP/1.1\r\nHost: a\r\n\r\n')
+    await until(() => answer.includes('upstream_failed'), { message: 'a 502 answer' })
+    expect(answer).toMatch(/^HTTP\/1\.1 502 /)
+    // reply-from also hands the response over after its error (forward.ts discards it): the
+    // target's connection is not held until the body timeout, and nothing stays in flight.
+    await until(() => upstreamClosed, { message: 'the target connection is released' })
+    expect(proxy.router.targets[0]!.inFlight).toBe(0)
+    sock.destroy()
+    expect((await get(`${proxy.url}/after`)).status).toBe(502)
+  })
+
   it('after a head, a PUT with its buffered body fails over; a POST is answered 502 and sent nowhere else (RFC 9110 §9.2.2)', async () => {
     const path = uniquePath('targets')
     // The backend harness hands each handler the whole request body (support/backends.ts).
