@@ -14,9 +14,14 @@ export function getHeader (headers: HeaderMap, name: string): string | undefined
 
 /** Like `getHeader` but keeps repeated lines apart (for Host, where repetition is an error). */
 export function getRawHeader (headers: HeaderMap, name: string): string | string[] | undefined {
-  const lower = name.toLowerCase()
-  const direct = headers[lower]
+  // Callers name fields in lower case, as Node stores them: one property read, no new string.
+  const direct = headers[name]
   if (direct !== undefined) return direct
+  const lower = name.toLowerCase()
+  if (lower !== name) {
+    const folded = headers[lower]
+    if (folded !== undefined) return folded
+  }
   // Node already lower-cases names; the scan only runs for hand-built maps and absent fields.
   for (const [key, value] of Object.entries(headers)) {
     if (value !== undefined && key.toLowerCase() === lower) return value

@@ -65,10 +65,14 @@ export interface VariantSelector {
 
 // reg-name / IPv4 (unreserved chars only; no `/`, `@`, spaces) or an IPv6 literal, then a port.
 const HOST_RE = /^(?:\[[0-9a-f:.]+\]|[a-z0-9._~-]+)(?::\d{1,5})?$/i
+// The same in lower case only: the usual Host is keyed as it is, without a lower-cased copy.
+const LOWER_HOST_RE = /^(?:\[[0-9a-f:.]+\]|[a-z0-9._~-]+)(?::\d{1,5})?$/
 
 /** Primary key from an explicit host and request-target; undefined when not cacheable. */
 export function primaryKeyFor (host: string, url: string): string | undefined {
-  if (!HOST_RE.test(host) || !url.startsWith('/')) return undefined
+  if (url.charCodeAt(0) !== 47 /* / */) return undefined
+  if (LOWER_HOST_RE.test(host)) return host + url
+  if (!HOST_RE.test(host)) return undefined
   return host.toLowerCase() + url
 }
 

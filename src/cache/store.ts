@@ -10,7 +10,7 @@ import type { CacheRequest } from './types.js'
  * node-cache key whose TTL covers freshness plus the stale-if-error window, so its periodic
  * check frees expired entries nobody asks for again. It cannot bound size (`maxKeys`
  * throws instead of evicting), so LRU is ours: `#lru` is a Map kept in recency order
- * (a hit deletes and re-inserts its key), and before an insert the least recently used
+ * (a hit deletes and re-inserts its key unless it is already the last), and before an insert the least recently used
  * variants are evicted until both `maxEntries` and `maxBytes` hold. Freshness is always
  * judged by our injected clock in ms; node-cache's own clock only decides when garbage goes.
  *
@@ -75,6 +75,8 @@ export class ResponseCache {
   readonly #lru = new Map<string, Slot>()
   readonly #variants = new Map<string, Set<string>>()
   readonly #listeners = new Set<EvictionListener>()
+  /** The key last stored or hit: already at the recent end of `#lru`, so a hit leaves it there. */
+  #mru: string | undefined
   #bytes = 0
   #hits = 0
   #misses = 0
@@ -158,6 +160,7 @@ export class ResponseCache {
 
     const slot: Slot = { primary, entry, bytes }
     this.#lru.set(key, slot)
+    this.#mru = key
     const keys = this.#variants.get(primary) ?? new Set<string>()
     this.#variants.set(primary, keys.add(key))
     this.#bytes += bytes
@@ -181,6 +184,7 @@ export class ResponseCache {
     this.#timers.flushAll()
     this.#lru.clear()
     this.#variants.clear()
+    this.#mru = undefined
     this.#bytes = 0
   }
 
@@ -258,8 +262,12 @@ export class ResponseCache {
   #hit (key: string, now: number): CacheHit | undefined {
     const slot = this.#lru.get(key)
     if (slot === undefined) return undefined
-    this.#lru.delete(key)
-    this.#lru.set(key, slot)
+    if (key !== this.#mru) {
+      // Moved to the recent end; a run of hits on one key (a front page) moves it once.
+      this.#lru.delete(key)
+      this.#lru.set(key, slot)
+      this.#mru = key
+    }
     const residentSec = Math.floor(Math.max(0, now - slot.entry.storedAt) / 1000)
     return { entry: slot.entry, ageSec: slot.entry.ageAtStoreSec + residentSec }
   }
@@ -280,6 +288,7 @@ export class ResponseCache {
     const slot = this.#lru.get(key)
     if (slot === undefined) return
     this.#lru.delete(key)
+    if (key === this.#mru) this.#mru = undefined
     this.#bytes -= slot.bytes
     const keys = this.#variants.get(slot.primary)
     keys?.delete(key)

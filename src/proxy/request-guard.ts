@@ -34,7 +34,8 @@ export function checkRequest (req: IncomingMessage): Rejection | undefined {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     if (name.length === 4) {
-      if (name.toLowerCase() === 'host') hosts++
+      // Spelled "Host" by nearly every client: compared as is before a lower-cased copy is made.
+      if (name === 'Host' || name === 'host' || name.toLowerCase() === 'host') hosts++
     } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
       // Node joins repeated lines with ", ", and so does this.
       te = te === undefined ? raw[i + 1]! : `${te}, ${raw[i + 1]!}`

@@ -38,6 +38,8 @@ describe('primaryKey', () => {
   it('accepts IPv6 literals and finds a mixed-case Host name', () => {
     expect(primaryKey({ url: '/', headers: { Host: '[::1]:8080' } })).toBe('[::1]:8080/')
     expect(primaryKeyFor('EXAMPLE.com', '/x')).toBe('example.com/x')
+    expect(primaryKeyFor('[::ABCD]:80', '/x')).toBe('[::abcd]:80/x')
+    expect(primaryKeyFor('a.com', '')).toBeUndefined()
   })
 })
 

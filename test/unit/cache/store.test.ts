@@ -110,6 +110,27 @@ describe('ResponseCache', () => {
       expect(evicted).toEqual(['capacity'])
     })
 
+    it('keeps exact recency through runs of hits on the most recent entry', () => {
+      const { cache, time, evicted } = setup({ maxEntries: 3 })
+      put(cache, time.now(), '/a')
+      put(cache, time.now(), '/b')
+      expect(cache.get(request('/b'))).toBeDefined() // already the most recent: stays last
+      expect(cache.get(request('/b'))).toBeDefined()
+      expect(cache.get(request('/a'))).toBeDefined() // order: b, a
+      expect(cache.get(request('/b'))).toBeDefined() // order: a, b
+      expect(cache.get(request('/b'))).toBeDefined()
+      put(cache, time.now(), '/c') // order: a, b, c
+      put(cache, time.now(), '/d') // evicts a
+      expect(cache.get(request('/a'))).toBeUndefined()
+      cache.invalidateUrl('example.com', '/d') // the most recent entry leaves
+      expect(cache.get(request('/c'))).toBeDefined() // order: b, c
+      put(cache, time.now(), '/e')
+      put(cache, time.now(), '/f') // evicts b
+      expect(cache.get(request('/b'))).toBeUndefined()
+      expect(cache.get(request('/c'))).toBeDefined()
+      expect(evicted).toEqual(['capacity', 'invalidated', 'capacity'])
+    })
+
     it('evicts by bytes until the new entry fits, and accounts bytes exactly', () => {
       const time = fakeClock()
       const body = Buffer.alloc(1000)
