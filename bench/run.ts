@@ -12,7 +12,9 @@
 // Each case runs ROUNDS times, interleaved, and the medians are compared as ratios measured in
 // the same run (the machine is shared and noisy). ZooKeeper operations per proxied request are
 // read from ZooKeeper's own `mntr` packet counters. Every process is stopped by PID.
+// The cache-hit ratios are measured once more in mirrored blocks of short runs (mirrored()).
 // Env: BENCH_DURATION_S (default 5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50), BENCH_CASES (all),
+// BENCH_PAIR_BLOCKS (6; 0 skips the mirrored blocks), BENCH_PAIR_S (2),
 // BENCH_PROXY_NODE_FLAGS (extra node flags for the zkproxy processes, e.g. --cpu-prof).
 // The zkproxy processes run with their admin listener on (the default), so metrics are recorded.
 import { spawn, execFileSync } from 'node:child_process'
@@ -37,6 +39,11 @@ const here = dirname(fileURLToPath(import.meta.url))
 const PACE_MS = 10
 const PACED: ReadonlySet<string> = new Set(['direct', 'nginx', 'floor', 'zkproxy'])
 const PAUSE_MS = 2000
+// The mirrored blocks that measure cache hits once more (see mirrored()).
+const MIRRORED = ['zk-hit', 'ceiling', 'nginx']
+const PAIR_BLOCKS = Number(process.env['BENCH_PAIR_BLOCKS'] ?? 6)
+const PAIR_S = Number(process.env['BENCH_PAIR_S'] ?? 2)
+const PAIR_PAUSE_MS = 300
 const delay = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const cli = join(here, '..', 'src', 'cli', 'main.js')
 
@@ -68,14 +75,14 @@ function toMs (v: string, unit: string): number {
  * (a Lua file defining delay()), each connection waits that long between requests: a paced
  * load well below saturation, so latency is the proxy's own and not queueing.
  */
-async function load (url: string, script?: string): Promise<Result> {
-  const args = ['-t1', `-c${connections}`, `-d${durationS}s`, '--latency', ...(script === undefined ? [] : ['-s', script]), url]
+async function load (url: string, script?: string, seconds = durationS): Promise<Result> {
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...(script === undefined ? [] : ['-s', script]), url]
   const out = await new Promise<string>((resolve, reject) => {
     const p = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let text = ''
     p.stdout.on('data', (c: Buffer) => { text += c.toString() })
     p.stderr.on('data', (c: Buffer) => { text += c.toString() })
-    const timer = setTimeout(() => { p.kill('SIGKILL') }, (durationS + 30) * 1000)
+    const timer = setTimeout(() => { p.kill('SIGKILL') }, (seconds + 30) * 1000)
     p.on('close', (code) => { clearTimeout(timer); code === 0 ? resolve(text) : reject(new Error(`wrk exited ${code}: ${text}`)) })
   })
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN)
@@ -216,7 +223,8 @@ async function main (): Promise<void> {
           ` errors ${res.errors}\n`)
       }
     }
-    report(results, zkOps, zkRequests)
+    const blocks = await mirrored(MIRRORED.flatMap(name => cases.filter(c => c.name === name)))
+    report(results, zkOps, zkRequests, blocks)
     await session.close()
   } finally {
     await nginx?.stop('SIGQUIT', 3000)
@@ -228,7 +236,30 @@ async function main (): Promise<void> {
   }
 }
 
-function report (results: Map<string, Result[]>, zkOps: number, zkRequests: number): void {
+/**
+ * The cache-hit ratios once more, from mirrored blocks of short runs (hit, ceiling, nginx,
+ * nginx, ceiling, hit): the speed of a shared host drifts over seconds to minutes, and within
+ * a mirrored block each case sees the same average conditions, so the median of the blocks'
+ * ratios is steadier than ratios of cases run up to a minute apart in the rounds above.
+ * Returns each case's requests/s summed over its two runs, per block.
+ */
+async function mirrored (cases: ReadonlyArray<{ name: string, url: string }>): Promise<Map<string, number[]>> {
+  const sums = new Map<string, number[]>(cases.map(c => [c.name, []]))
+  if (cases.length < 2) return sums
+  for (let b = 0; b < PAIR_BLOCKS; b++) {
+    const block = new Map<string, number>()
+    for (const c of [...cases, ...[...cases].reverse()]) {
+      await delay(PAIR_PAUSE_MS)
+      const res = await load(c.url, undefined, PAIR_S)
+      block.set(c.name, (block.get(c.name) ?? 0) + res.rps)
+    }
+    for (const [name, rps] of block) sums.get(name)!.push(rps)
+    process.stderr.write(`mirrored block ${b + 1}/${PAIR_BLOCKS} ${[...block].map(([n, v]) => `${n} ${(v / 2).toFixed(0)}`).join(', ')} req/s\n`)
+  }
+  return sums
+}
+
+function report (results: Map<string, Result[]>, zkOps: number, zkRequests: number, blocks: Map<string, number[]>): void {
   const med = (name: string, k: keyof Result): number => median((results.get(name) ?? []).map(r => r[k]))
   const lines: string[] = []
   lines.push(`zkproxy benchmark — ${new Date().toISOString()}`)
@@ -265,6 +296,16 @@ function report (results: Map<string, Result[]>, zkOps: number, zkRequests: numb
   lines.push(`cache hits / same bytes   throughput ${ratio('zk-hit', 'ceiling')}   (target >= 0.9; a bare node:http server sending one hit's exact head and body)`)
   lines.push(`cache hits / direct       throughput ${ratio('zk-hit', 'direct')}   (the origin, which sends fewer header fields)`)
   lines.push(`cache hits / nginx        throughput ${ratio('zk-hit', 'nginx')}   (target >= 1.5)`)
+  const mirroredRatio = (a: string, b: string): string => {
+    const as = blocks.get(a)
+    const bs = blocks.get(b)
+    if (as === undefined || bs === undefined || as.length === 0) return 'n/a'
+    return median(as.map((v, i) => v / (bs[i] ?? NaN))).toFixed(2)
+  }
+  lines.push(`mirrored blocks (${PAIR_BLOCKS} x hit, ceiling, nginx, nginx, ceiling, hit; ${PAIR_S} s runs), medians of the blocks' ratios:`)
+  lines.push(`  cache hits / same bytes ${mirroredRatio('zk-hit', 'ceiling')}   (target >= 0.9)`)
+  lines.push(`  cache hits / nginx      ${mirroredRatio('zk-hit', 'nginx')}   (target >= 1.5)`)
+  lines.push(`  same bytes / nginx      ${mirroredRatio('ceiling', 'nginx')}   (the most any single Node process answering from memory reaches against nginx here)`)
   lines.push(`cache misses / cache off  throughput ${ratio('zk-miss', 'zkproxy')}   (the cache on, every response no-store: what the cache costs uncacheable traffic)`)
   lines.push(`cache misses / nginx      throughput ${ratio('zk-miss', 'nginx')}`)
   lines.push(`ZooKeeper operations per proxied request: ${zkRequests === 0 ? 'n/a' : (zkOps / zkRequests).toFixed(5)}   (${zkOps} operations / ${zkRequests} requests; target < 0.01)`)
