@@ -9,10 +9,11 @@ import type { CacheRequest } from './types.js'
  * Bounded response store. `node-cache` does the time-based part: every variant is also a
  * node-cache key whose TTL covers freshness plus the stale-if-error window, so its periodic
  * check frees expired entries nobody asks for again. It cannot bound size (`maxKeys`
- * throws instead of evicting), so LRU is ours: `#lru` is a Map kept in recency order
- * (a hit deletes and re-inserts its key unless it is already the last), and before an insert the least recently used
- * variants are evicted until both `maxEntries` and `maxBytes` hold. Freshness is always
- * judged by our injected clock in ms; node-cache's own clock only decides when garbage goes.
+ * throws instead of evicting), so LRU is ours: `#lru` is a Map kept in recency order (a
+ * hit deletes and re-inserts its key unless it is already the last), and before an insert
+ * the least recently used variants are evicted until both `maxEntries` and `maxBytes` hold.
+ * Freshness is always judged by our injected clock in ms; node-cache's own clock only
+ * decides when garbage goes.
  *
  * Keys: see key.ts. `#variants` maps a primary key (host + url) to its variant keys, so a
  * lookup tries only that URL's variants and `invalidateUrl` drops all of them at once.
