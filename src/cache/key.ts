@@ -64,9 +64,10 @@ export interface VariantSelector {
 }
 
 // reg-name / IPv4 (unreserved chars only; no `/`, `@`, spaces) or an IPv6 literal, then a port.
-const HOST_RE = /^(?:\[[0-9a-f:.]+\]|[a-z0-9._~-]+)(?::\d{1,5})?$/i
-// The same in lower case only: the usual Host is keyed as it is, without a lower-cased copy.
+// In lower case, the usual Host is keyed as it is, without a lower-cased copy; HOST_RE is the
+// same pattern, case-insensitive.
 const LOWER_HOST_RE = /^(?:\[[0-9a-f:.]+\]|[a-z0-9._~-]+)(?::\d{1,5})?$/
+const HOST_RE = new RegExp(LOWER_HOST_RE.source, 'i')
 
 /** Primary key from an explicit host and request-target; undefined when not cacheable. */
 export function primaryKeyFor (host: string, url: string): string | undefined {
