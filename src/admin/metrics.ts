@@ -4,12 +4,12 @@
 // label child cached per target; everything that already exists as a number somewhere
 // (counter stats, cache stats, session state, in-flight) is read at scrape time by `collect`.
 import { Counter, Histogram, Registry } from 'prom-client'
-import type { FailureStage, ForwardHooks } from '../proxy/forward.js'
+import type { FailureStage, ForwardHooks } from '../proxy/failover.js'
 import type { LiveTarget, Router } from '../proxy/router.js'
 import { registerCollectors } from './collectors.js'
 import type { RequestCounter } from '../registry/request-counter.js'
 import type { Snapshot, TargetSet } from '../registry/target-set.js'
-import type { CacheLayerStats, CacheMetricsSink } from '../proxy/cache-layer.js'
+import type { CacheStageStats, CacheMetricsSink } from '../proxy/cache-stage.js'
 import type { ConnectedEvent, SessionState, ZkSession } from '../zk/index.js'
 
 /** What the admin side reads of a running proxy (built by src/cli/proxy-runtime.ts). */
@@ -21,7 +21,9 @@ export interface RuntimeView {
   readonly counter: RequestCounter
   readonly targets: TargetSet
   /** Absent when --cache-ttl 0. Only `stats()` is read, so any cache with it fits. */
-  readonly cache: { stats (): CacheLayerStats } | undefined
+  readonly cache: { stats (): CacheStageStats } | undefined
+  /** The public listener: draining after SIGTERM once `closing`. */
+  readonly listener: { readonly closing: boolean }
 }
 
 // Status codes are folded into classes: the label set stays bounded by targets × 6.

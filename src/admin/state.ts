@@ -37,7 +37,7 @@ export function health (v: RuntimeView): Health {
   if (!v.router.hasView) {
     status = 'unavailable'
     reasons.push(`no view of the targets yet (ZooKeeper session ${state})`)
-  } else if (state === 'closed') {
+  } else if (state === 'closed' || v.listener.closing) {
     status = 'unavailable'
     reasons.push('the proxy is stopping')
   } else {

@@ -4,31 +4,29 @@
 // the first view of the targets it answers 503.
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
-import type { FastifyInstance } from 'fastify'
 import type { ProxyConfig } from '../config.js'
 import { listenError } from '../errors.js'
 import { EphemeralNode, ZkSession } from '../zk/index.js'
 import { TargetSet, type Snapshot } from '../registry/target-set.js'
 import { RequestCounter } from '../registry/request-counter.js'
 import { Router } from '../proxy/router.js'
-import { buildProxyApp } from '../proxy/app.js'
-import { CacheLayer } from '../proxy/cache-layer.js'
+import { createProxyServer, type ProxyServer } from '../proxy/server.js'
+import { CacheStage } from '../proxy/cache-stage.js'
 import { watchRevision } from '../registry/cache-age.js'
 import { ProxyMetrics } from '../admin/metrics.js'
 import { startAdmin, type AdminServer } from '../admin/server.js'
-import { delay } from './time.js'
 import { nodeAcls, securePath } from '../registry/acl-policy.js'
 import { loadTls, selfAddresses, targetAdmission, trustedPeers } from './proxy-security.js'
 
 export interface ProxyRuntime {
   readonly url: string
   readonly id: string
-  readonly app: FastifyInstance
+  readonly server: ProxyServer
   readonly session: ZkSession
   readonly router: Router
   readonly counter: RequestCounter
   readonly targets: TargetSet
-  readonly cache: CacheLayer | undefined
+  readonly cache: CacheStage | undefined
   /** Absent with `--admin off`: nothing could read them, so nothing is recorded per request. */
   readonly metrics: ProxyMetrics | undefined
   readonly admin: AdminServer | undefined
@@ -57,7 +55,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   const metrics = cfg.admin === undefined ? undefined : new ProxyMetrics()
   // --cache-ttl 0 turns the cache off entirely (no layer on the request path).
   const cache = cfg.cacheTtlSec > 0
-    ? new CacheLayer({
+    ? new CacheStage({
       ttlSec: cfg.cacheTtlSec,
       defaultTtlSec: cfg.cacheDefaultTtlSec,
       maxEntries: cfg.cacheMaxEntries,
@@ -77,19 +75,19 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     cache.clear(`revision ${previous ?? '(none)'} → ${revision ?? '(none)'}`)
   })
 
-  const app = await buildProxyApp({
+  const server = createProxyServer({
     router,
     logger: log,
     limits: cfg,
     accessLog: cfg.accessLog,
-    // trustForwarded rides in `hooks` because that is what reaches the forwarder (forward.ts).
+    // trustForwarded rides in `hooks` because that is what reaches the request path.
     hooks: { ...metrics?.forwardHooks, ...(trustForwarded === undefined ? {} : { trustForwarded }) },
     ...tlsMaterial,
     ...(cache === undefined ? {} : { cache })
   })
-  const url = await listen(app, cfg, tlsMaterial.tls !== undefined)
+  const url = await listen(server, cfg)
   const id = cfg.id ?? `${hostname()}:${new URL(url).port}`
-  const runtimeView = { url, id, session, router, counter, targets, cache }
+  const runtimeView = { url, id, session, router, counter, targets, cache, listener: server }
   metrics?.observe(runtimeView)
   let admin: AdminServer | undefined
   try {
@@ -98,7 +96,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     // Nothing else has started yet: close the public listener so the process can exit 2.
     revisionWatch.close()
     cache?.close()
-    await app.close()
+    await server.close(0)
     throw err
   }
   // Targets are judged once the ports are known (port 0 picks them at listen time).
@@ -121,13 +119,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
 
   let stopping: Promise<void> | undefined
   const stop = async (): Promise<void> => {
-    const closing = app.close()
-    const drained = await Promise.race([closing.then(() => true), delay(cfg.drainMs).then(() => false)])
-    if (!drained) {
-      log.warn({ drainMs: cfg.drainMs }, 'drain period over; closing remaining connections')
-      app.server.closeAllConnections()
-      await closing
-    }
+    await server.close(cfg.drainMs)
     await counter.stop()
     await announce.stop()
     revisionWatch.close()
@@ -137,19 +129,15 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     await admin?.close()
     await session.close()
   }
-  return { url, id, app, session, router, counter, targets, cache, metrics, admin, stop: async () => { stopping ??= stop(); await stopping } }
+  return { url, id, server, session, router, counter, targets, cache, metrics, admin, stop: async () => { stopping ??= stop(); await stopping } }
 }
 
-async function listen (app: FastifyInstance, cfg: ProxyConfig, tls: boolean): Promise<string> {
+async function listen (server: ProxyServer, cfg: ProxyConfig): Promise<string> {
   try {
-    await app.listen({ host: cfg.listen.host, port: cfg.listen.port })
+    return await server.listen(cfg.listen.host, cfg.listen.port)
   } catch (err) {
     throw listenError(err, 'ZKPROXY_ERR_PROXY_LISTEN', '--listen', cfg.listen.host, cfg.listen.port)
   }
-  const a = app.server.address()
-  if (a === null || typeof a === 'string') throw new Error('listener has no address')
-  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
-  return `${tls ? 'https' : 'http'}://${host}:${a.port}`
 }
 
 function advertise (url: string): string {

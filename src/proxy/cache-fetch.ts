@@ -1,21 +1,17 @@
-// Misses on their way upstream and into the store. `respond()` builds the forwarder's Respond
-// for one GET on the fastify path, `rawResponder()` the same for the raw path (fast-forward.ts):
-// both decide storability when the response head arrives (RFC 9111 §3 via `evaluate`), pass
-// the body to the client while keeping a copy, and store the copy once the upstream ended.
-// The client never waits for the store.
+// Misses on their way upstream and into the store, as the exchange's recorders (exchange.ts):
+// `record()` for a GET that may be stored decides storability when the response head arrives
+// (RFC 9111 §3 via `evaluate`), keeps a copy of the body while it goes to the client, and
+// stores the copy once the upstream ended; `pass()` only marks the response. The client never
+// waits for the store.
 //
 // Ordering against clears and invalidations: a response that was requested before the cache
 // was cleared (new revision) or its URL invalidated (an unsafe method, RFC 9111 §4.4) may be
 // the old content, so it is passed on but not stored. `#seq` numbers those events; a miss
 // remembers the number when it started and compares at store time.
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { pipeline, type Readable } from 'node:stream'
-import type { FastifyReply, FastifyRequest } from 'fastify'
 import { createEntry, evaluate, isResponseVerdict, primaryKey, type CacheRequest, type CachedEntry, type HeaderMap, type ResponseCache, type Storable } from '../cache/index.js'
-import type { Respond, UpstreamResponse } from './forward.js'
-import type { RawResponder } from './fast-forward.js'
+import type { ResponseRecorder } from './exchange.js'
 import { PreparedResponse } from './cache-respond.js'
-import { BodyCopy, joinChunks } from './body-copy.js'
 import { fieldMap, setField } from './headers.js'
 
 /** Reports what a waiter may be served (undefined: nothing; fetch your own). */
@@ -36,11 +32,8 @@ export interface MissFetcherOptions {
    * request alone made it unstorable.
    */
   readonly onVerdict?: (request: CacheRequest, storable: boolean) => void
-  /**
-   * Answers from a stale stored response if there is one (stale-if-error); true when it did.
-   * `claim` runs first when it does (the fastify path hijacks its reply there).
-   */
-  readonly serveStale: (request: CacheRequest, res: ServerResponse, claim?: () => void) => boolean
+  /** Answers from a stale stored response if there is one (stale-if-error); true when it did. */
+  readonly serveStale: (request: CacheRequest, res: ServerResponse) => boolean
   /** --trust-proxy: whose X-Forwarded-Host the forwarder passes on as sent. */
   readonly trustForwarded?: (peerAddress: string) => boolean
 }
@@ -94,32 +87,11 @@ export class MissFetcher {
   }
 
   /**
-   * The Respond for a GET that goes upstream and may be stored. `lead` is a coalescing
-   * leader's settle, called exactly once however the exchange ends; `staleOnError` lets a
-   * failing upstream be answered from a stale stored copy.
+   * The recorder for a GET that may be stored. `lead` is a coalescing leader's settle, called
+   * exactly once however the exchange ends; `staleOnError` lets a failing upstream be answered
+   * from a stale stored copy.
    */
-  respond (request: FastifyRequest, reply: FastifyReply, lead: Settle | undefined, staleOnError: boolean): Respond {
-    const { finish, mayStore } = this.#begin(request, reply.raw, lead)
-    const respond: Respond = (_request, rep, res) => {
-      if (staleOnError && this.staleForError(request, rep, res)) {
-        finish(undefined)
-        return
-      }
-      rep.header('x-cache', 'MISS')
-      this.#storeWhileSending(request, rep, res, mayStore, finish)
-    }
-    respond.onFailure = (rep) => {
-      finish(undefined)
-      return staleOnError && this.#opts.serveStale(request, rep.raw, () => { rep.hijack() })
-    }
-    return respond
-  }
-
-  /**
-   * The raw path's counterpart of `respond()` for a GET that may be stored: the same
-   * decisions on undici's head and chunks instead of a reply and a stream.
-   */
-  rawResponder (req: IncomingMessage, res: ServerResponse, lead: Settle | undefined, staleOnError: boolean): RawResponder {
+  record (req: IncomingMessage, res: ServerResponse, lead: Settle | undefined, staleOnError: boolean): ResponseRecorder {
     const request = req as CacheRequest
     const ticket = this.#begin(request, res, lead)
     const { finish, mayStore } = ticket
@@ -155,7 +127,7 @@ export class MissFetcher {
         this.#unstorable(request, mayStore)
         finish(undefined)
       },
-      complete: () => {
+      end: () => {
         if (chunks === undefined || keep === undefined) return
         const body = joinChunks(chunks, size)
         chunks = undefined
@@ -169,11 +141,11 @@ export class MissFetcher {
   }
 
   /**
-   * The raw path's responder for a request whose response is never stored (a HEAD): marked
-   * `X-Cache: MISS`, and with `staleOnError` a stale stored copy instead of an upstream
-   * error, like the fastify path's pass responders in cache-layer.ts.
+   * The recorder for a request whose response is never stored (a HEAD, a request with no cache
+   * key): marked `X-Cache: MISS`, and with `staleOnError` a stale stored copy instead of an
+   * upstream error.
    */
-  rawPass (req: IncomingMessage, res: ServerResponse, staleOnError: boolean): RawResponder {
+  pass (req: IncomingMessage, res: ServerResponse, staleOnError: boolean): ResponseRecorder {
     const request = req as CacheRequest
     return {
       head: (status, fields) => {
@@ -182,23 +154,14 @@ export class MissFetcher {
         return true
       },
       data: ignore,
-      complete: ignore,
+      end: ignore,
       failed: () => staleOnError && this.#opts.serveStale(request, res)
     }
   }
 
-  /** An upstream 5xx for a GET/HEAD with a usable stale copy: drain the error, serve the copy. */
-  staleForError (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse): boolean {
-    if (!this.#staleForStatus(res.statusCode, request, reply.raw, () => { reply.hijack() })) return false
-    const body = res.stream as Readable
-    body.on('error', ignore)
-    body.resume() // read to the end so the upstream connection can be reused
-    return true
-  }
-
   /** An upstream error status (RFC 5861 §4) with a usable stale copy: the copy is served. */
-  #staleForStatus (status: number, request: CacheRequest, res: ServerResponse, claim?: () => void): boolean {
-    return ERROR_STATUSES.has(status) && this.#opts.serveStale(request, res, claim)
+  #staleForStatus (status: number, request: CacheRequest, res: ServerResponse): boolean {
+    return ERROR_STATUSES.has(status) && this.#opts.serveStale(request, res)
   }
 
   /** Starts one miss's bookkeeping; `res` is the client's response. */
@@ -262,21 +225,6 @@ export class MissFetcher {
     finish(prepared)
   }
 
-  #storeWhileSending (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse, mayStore: () => boolean, finish: Settle): void {
-    const keep = this.#keepable(request, request.raw.socket.remoteAddress ?? '', res.statusCode, res.headers, mayStore)
-    if (keep === undefined) {
-      finish(undefined)
-      reply.send(res.stream)
-      return
-    }
-    const copy = new BodyCopy(this.#opts.maxObjectBytes, (body) => { this.#store(request, keep, body, mayStore, finish) }, () => {
-      this.#unstorable(request, mayStore)
-      finish(undefined)
-    })
-    pipeline(res.stream as Readable, copy, (err) => { if (err !== undefined && err !== null) finish(undefined) })
-    reply.send(copy)
-  }
-
   #track (primary: string): InFlight {
     let inFlight = this.#inFlight.get(primary)
     if (inFlight === undefined) {
@@ -300,4 +248,16 @@ function asSentUpstream (request: CacheRequest, peer: string, trust: ((peerAddre
   // unstorable (policy.ts), or one front client's X-Forwarded-Host would pick what all get.
   if (trust?.(peer) === true) return request
   return { method: request.method, url: request.url, headers: { ...h, 'x-forwarded-host': h.host } }
+}
+
+/**
+ * A body kept as chunks, copied into memory of its own: undici's chunks are views into the
+ * socket's read buffer (64 KiB), and Buffer.concat takes small sizes from the shared 8 KiB
+ * pool, so keeping either would pin far more memory than the cache's byte bound accounts for.
+ */
+export function joinChunks (chunks: readonly Buffer[], size: number): Buffer {
+  const body = Buffer.allocUnsafeSlow(size)
+  let offset = 0
+  for (const chunk of chunks) offset += chunk.copy(body, offset)
+  return body
 }

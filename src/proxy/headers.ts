@@ -2,9 +2,10 @@
 // the Connection header names, belong to one connection and are never forwarded. The proxy
 // adds X-Forwarded-For (appended to: a client's value is kept but never trusted as its
 // address), X-Forwarded-Proto and X-Forwarded-Host (set: what the client sent there is
-// replaced, unless the peer is a --trust-proxy address) and Via. Host: the target's host:port (what reply-from sets, like nginx's
-// default `proxy_set_header Host $proxy_host`); the client's Host travels in X-Forwarded-Host.
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
+// replaced, unless the peer is a --trust-proxy address) and Via. Host: the target's host:port
+// (like nginx's default `proxy_set_header Host $proxy_host`); the client's Host travels in
+// X-Forwarded-Host.
+import type { IncomingHttpHeaders } from 'node:http'
 
 // RFC 9110 §7.6.1 plus the de-facto ones; `expect` and `upgrade` are also refused by undici.
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings', 'expect']
@@ -34,40 +35,13 @@ function appendVia (existing: unknown): string {
 }
 
 /**
- * Request headers for the upstream (reply-from's rewriteRequestHeaders). reply-from already
- * removed Connection and the names it lists, and set Host; we finish the job. The raw path
- * builds the same fields with `upstreamHeaderList`.
+ * The request's header fields for the upstream, as the flat `[name, value, …]` list undici
+ * takes, built in one pass over Node's header object (repeated fields joined or kept exactly as
+ * Node does). `client` is the downstream peer's address, taken when the request arrived (a
+ * client that resets after sending has no socket address any more). Host is left out: undici
+ * sends the target's host:port.
  */
-export function upstreamRequestHeaders (request: IncomingMessage, headers: IncomingHttpHeaders, proto: string, trustedPeer = false): IncomingHttpHeaders {
-  // reply-from has already dropped the names listed in the client's Connection header.
-  for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h]
-  const client = request.socket.remoteAddress ?? 'unknown'
-  const xff = headers['x-forwarded-for']
-  headers['x-forwarded-for'] = typeof xff === 'string' && xff !== '' ? `${xff}, ${client}` : client
-  // A trusted front proxy (--trust-proxy) knows the client's scheme and host; anyone else's
-  // values are replaced, so a client cannot claim https or another site to the origin.
-  if (!trustedPeer || typeof headers['x-forwarded-proto'] !== 'string') headers['x-forwarded-proto'] = proto
-  if (trustedPeer && typeof headers['x-forwarded-host'] === 'string') return withVia(headers)
-  const host = request.headers.host
-  if (host !== undefined) headers['x-forwarded-host'] = host
-  else delete headers['x-forwarded-host']
-  return withVia(headers)
-}
-
-function withVia (headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  headers.via = appendVia(headers.via)
-  return headers
-}
-
-/**
- * The raw path's request headers (fast-forward.ts), as the flat `[name, value, …]` list undici
- * takes: the same result as reply-from's rewrite followed by `upstreamRequestHeaders`, built
- * in one pass over Node's header object (so repeated fields are joined or dropped exactly as
- * Node does for the fastify path). Host is left out: undici sends the target's host:port, as
- * reply-from does.
- */
-export function upstreamHeaderList (request: IncomingMessage, proto: string, trustedPeer: boolean): string[] {
-  const headers = request.headers
+export function upstreamHeaderList (headers: IncomingHttpHeaders, client: string, proto: string, trustedPeer: boolean): string[] {
   const named = connectionNamed(headers.connection)
   const out: string[] = []
   for (const name of Object.keys(headers)) {
@@ -80,9 +54,10 @@ export function upstreamHeaderList (request: IncomingMessage, proto: string, tru
     if (typeof value === 'string') out.push(name, value)
     else for (const v of value) out.push(name, v)
   }
-  const client = request.socket.remoteAddress ?? 'unknown'
   const xff = kept(headers, named, 'x-forwarded-for')
   out.push('x-forwarded-for', xff !== undefined && xff !== '' ? `${xff}, ${client}` : client)
+  // A trusted front proxy (--trust-proxy) knows the client's scheme and host; anyone else's
+  // values are replaced, so a client cannot claim https or another site to the origin.
   const xfp = trustedPeer ? kept(headers, named, 'x-forwarded-proto') : undefined
   out.push('x-forwarded-proto', xfp ?? proto)
   const xfh = trustedPeer ? kept(headers, named, 'x-forwarded-host') : undefined
@@ -98,46 +73,29 @@ function kept (headers: IncomingHttpHeaders, named: readonly string[], name: str
   return typeof v === 'string' && !named.includes(name) ? v : undefined
 }
 
+/** A response header map as undici's handler API gives it: lower-case names, repeats as arrays. */
+export type ResponseHeaders = Record<string, string | string[] | undefined>
+
 /**
- * The upstream's raw response header list (undici's `[name, value, …]` Buffers) as the flat
- * list Node's writeHead takes, with the same rules as `downstreamResponseHeaders`: names
- * lower-cased, hop-by-hop and Connection-named fields dropped, our Via appended.
+ * The upstream's response header fields as the flat list Node's writeHead takes: hop-by-hop
+ * and Connection-named fields dropped, our Via appended.
  */
-export function downstreamRawHeaders (raw: readonly Buffer[]): string[] {
+export function downstreamFields (headers: ResponseHeaders): string[] {
+  const named = connectionNamed(headers['connection'])
   const out: string[] = []
-  let named: readonly string[] | undefined
-  let via: string | undefined
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase()
-    const value = raw[i + 1]!.toString('latin1')
-    if (name === 'connection') {
-      named = named === undefined ? connectionNamed(value) : named.concat(connectionNamed(value))
-    } else if (name === 'via') {
-      via = via === undefined ? value : `${via}, ${value}`
-    } else if (!HOP_BY_HOP_SET.has(name)) {
-      out.push(name, value)
-    }
+  for (const name of Object.keys(headers)) {
+    if (name === 'via' || HOP_BY_HOP_SET.has(name) || (named.length > 0 && named.includes(name))) continue
+    const value = headers[name]
+    if (typeof value === 'string') out.push(name, value)
+    else if (value !== undefined) for (const v of value) out.push(name, v)
   }
-  if (named !== undefined) {
-    for (let i = out.length - 2; i >= 0; i -= 2) if (named.includes(out[i]!)) out.splice(i, 2)
-    if (named.includes('via')) via = undefined
-  }
-  out.push('via', appendVia(via))
+  out.push('via', appendVia(named.includes('via') ? undefined : headers['via']))
   return out
 }
 
-/** Response headers for the client (reply-from's rewriteHeaders). */
-export function downstreamResponseHeaders (headers: OutgoingHttpHeaders | IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = connectionNamed(headers.connection)
-  for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h]
-  for (const n of named) delete headers[n]
-  headers.via = appendVia(headers.via)
-  return headers as OutgoingHttpHeaders
-}
-
 /**
- * A flat `[name, value, …]` list (lower-case names) as the header map undici gives the fastify
- * path: one key per name, a repeated field as an array of its values in order.
+ * A flat `[name, value, …]` list (lower-case names) as a header map: one key per name, a
+ * repeated field as an array of its values in order.
  */
 export function fieldMap (fields: readonly string[]): Record<string, string | string[]> {
   // No prototype: a field named `constructor` or `__proto__` is a field like any other.
@@ -157,4 +115,22 @@ export function fieldMap (fields: readonly string[]): Record<string, string | st
 export function setField (fields: string[], name: string, value: string): void {
   for (let i = fields.length - 2; i >= 0; i -= 2) if (fields[i] === name) fields.splice(i, 2)
   fields.push(name, value)
+}
+
+/**
+ * Request-targets passed on byte for byte: RFC 3986 path and query characters only. Anything
+ * else is percent-encoded on the way: the path as WHATWG URL does (so `{` becomes `%7B`), the
+ * query only where undici would refuse the byte (controls, space, non-ASCII), keeping what a
+ * browser sends raw there as sent.
+ */
+const PLAIN_TARGET = /^[\w\-.~!$&'()*+,;=:@/?%]*$/
+
+export function upstreamTarget (url: string): string {
+  if (PLAIN_TARGET.test(url)) return url
+  const q = url.indexOf('?')
+  const path = q === -1 ? url : url.slice(0, q)
+  const query = q === -1 ? '' : url.slice(q)
+  // The base is never seen: only the path of the parsed URL is kept.
+  const encodedPath = new URL(path.replace(/#/g, '%23'), 'http://h').pathname
+  return encodedPath + query.replace(/[^\x21-\x7e]/gu, (c) => encodeURIComponent(c))
 }

@@ -106,6 +106,27 @@ describe('GET /healthz', () => {
   })
 })
 
+describe('GET /healthz while draining', () => {
+  it('says 503 unavailable ("the proxy is stopping") as soon as SIGTERM starts the drain', async () => {
+    const path = uniquePath('targets')
+    let release: (() => void) | undefined
+    const b = await startBackend('a', (_req, res) => { release = () => { res.end('done') } })
+    await registerTarget(await connectSession(zkCluster().connectString), path, 'a', b.url)
+    const proxy = await startWithAdmin(zkCluster().connectString, path, ['--drain-ms', '5000'])
+    const admin = adminUrl(proxy)
+    await until(async () => (await json<{ status: string }>(`${admin}/healthz`)).body.status === 'ok', { message: 'healthz ok' })
+    const held = get(`${proxy.url}/held`)
+    await until(() => release !== undefined, { message: 'a request in flight' })
+    const stopped = proxy.stop()
+    const h = await json<{ status: string, reasons: string[] }>(`${admin}/healthz`)
+    expect(h.status).toBe(503)
+    expect(h.body).toMatchObject({ status: 'unavailable', reasons: ['the proxy is stopping'] })
+    release!()
+    expect((await held).text).toBe('done')
+    await stopped
+  })
+})
+
 describe('GET /targets', () => {
   it('lists every target with its count, revision and start time, and shows a refused target as ejected', async () => {
     const path = uniquePath('targets')

@@ -1,0 +1,285 @@
+// The exchange stage: one client request and its attempts upstream, on undici's dispatcher
+// with the handler API (onRequestStart / onResponseStart / onResponseData / onResponseEnd /
+// onResponseError). One attempt is in flight at a time; each attempt is its own handler object,
+// so a late callback of an attempt that was given up can never touch the next one.
+//
+// The response head is held back until the first body byte (or the end): a target that fails
+// in between has sent the client nothing yet, so the request can still fail over (failover.ts
+// decides when that is allowed), be answered from a stale copy (the recorder), or get an
+// honest 502/504. Once a byte went out, a failure cuts the client's connection: a truncated
+// response, never a complete-looking one. Backpressure runs both ways: undici pauses reading
+// from the target while the client's socket is full (controller.pause / resume), and a
+// streamed request body is read only as fast as the target takes it.
+//
+// The exchange never decides when the request is over: the connection does (connection.ts),
+// calling `end()` exactly once when the response finished or the client went away.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import type { LiveTarget } from './router.js'
+import { downstreamFields, type ResponseHeaders } from './headers.js'
+import { writeProblem } from './answers.js'
+import { LARGE_BODY_BYTES, noteStreamed } from './spent-buffers.js'
+import { attemptFailed, exhaustedMessage, type AttemptLog, type FailureContext } from './failover.js'
+
+/**
+ * What a stage before the exchange (the cache) does with the response. Called in this order:
+ * `head` once for the final response, `data` per body chunk, `end` after the last byte went
+ * to the client; or `failed` when no target answered.
+ */
+export interface ResponseRecorder {
+  /**
+   * The final response head; `fields` is the flat list the client gets, and it may add to it.
+   * False: it answered the client itself (a stale copy instead of an upstream error), and the
+   * upstream body is read and dropped. Called again for the next target after a failover.
+   */
+  head: (status: number, fields: string[], headers: ResponseHeaders) => boolean
+  data: (chunk: Buffer) => void
+  end: () => void
+  /** No target answered (none live, all failed, or a timeout); true when it answered the client. */
+  failed: (status: 502 | 503 | 504) => boolean
+}
+
+/** A request body: none, read completely (replayable on failover), or streamed (not replayable). */
+export type RequestBody = Buffer | Readable | undefined
+
+export interface ExchangeContext extends FailureContext {
+  readonly dispatcher: Dispatcher
+}
+
+export interface ExchangeInit {
+  readonly method: string
+  readonly path: string
+  readonly headers: string[]
+  readonly body: RequestBody
+  readonly recorder: ResponseRecorder | undefined
+  /** performance.now() when the request arrived, or 0 when nobody times requests. */
+  readonly startedAt: number
+}
+
+class AbortedByClient extends Error {
+  readonly code = 'ZKPROXY_CLIENT_GONE'
+  constructor () {
+    super('the client closed the connection')
+    this.name = 'AbortedByClient'
+  }
+}
+
+export class Exchange {
+  readonly #ctx: ExchangeContext
+  readonly #req: IncomingMessage
+  readonly #res: ServerResponse
+  readonly #init: ExchangeInit
+  readonly #replayable: boolean
+  readonly #tries: AttemptLog = { n: 0, tried: undefined }
+  /** The attempt in flight; undefined between attempts and once the request ended. */
+  #current: Attempt | undefined
+  /** The status passed to the client (0: none yet). */
+  #status = 0
+  #ended = false
+  #last: LiveTarget | undefined
+
+  constructor (ctx: ExchangeContext, req: IncomingMessage, res: ServerResponse, init: ExchangeInit) {
+    this.#ctx = ctx
+    this.#req = req
+    this.#res = res
+    this.#init = init
+    this.#replayable = init.body === undefined || Buffer.isBuffer(init.body)
+  }
+
+  /** The target of the last attempt (for the access log), once there is one. */
+  get target (): LiveTarget | undefined { return this.#last }
+
+  start (t: LiveTarget): void {
+    if (this.#ended) return
+    this.#tries.n++
+    this.#ctx.router.begin(t)
+    const attempt = new Attempt(this, t)
+    this.#current = attempt
+    this.#last = t
+    const init = this.#init
+    this.#ctx.dispatcher.dispatch({
+      origin: t.origin,
+      path: init.path,
+      method: init.method as Dispatcher.HttpMethod,
+      headers: init.headers,
+      body: init.body ?? null
+    }, attempt)
+  }
+
+  /**
+   * The request is over: its response finished, or its client went away (`gone`). Ends the
+   * attempt in flight exactly once; a client that left cuts it.
+   */
+  end (gone: boolean): void {
+    if (this.#ended) return
+    this.#ended = true
+    const a = this.#current
+    if (a === undefined) return
+    this.#current = undefined
+    this.#ctx.router.end(a.target)
+    if (gone || !this.#res.writableFinished) a.abort(new AbortedByClient())
+    const status = this.#status
+    if (status !== 0) this.#ctx.hooks?.onComplete?.(a.target, status, this.#init.startedAt === 0 ? 0 : performance.now() - this.#init.startedAt)
+  }
+
+  // ---- called by the current attempt ----
+
+  isCurrent (a: Attempt): boolean { return this.#current === a }
+
+  /** The final head arrived: ask the recorder, then hold it until the first body byte. */
+  onHead (a: Attempt, status: number, headers: ResponseHeaders): string[] | undefined {
+    this.#ctx.router.succeeded(a.target)
+    this.#ctx.hooks?.onUpstreamResponse?.(a.target, status)
+    const fields = downstreamFields(headers)
+    const recorder = this.#init.recorder
+    if (recorder !== undefined && !recorder.head(status, fields, headers)) return undefined
+    return fields
+  }
+
+  /** Writes the held head; false when Node refuses it (undici's parser is more lenient). */
+  writeHead (a: Attempt, status: number, fields: string[]): boolean {
+    try {
+      this.#res.writeHead(status, fields)
+      this.#status = status
+      return true
+    } catch (err) {
+      this.#ctx.log.debug({ target: a.target.name, err }, 'upstream response cannot be passed on')
+      return false
+    }
+  }
+
+  /** A body chunk; false when the client's socket is full (the attempt pauses until 'drain'). */
+  write (chunk: Buffer, resume: () => void): boolean {
+    this.#init.recorder?.data(chunk)
+    if (this.#res.write(chunk)) return true
+    this.#res.once('drain', resume)
+    return false
+  }
+
+  finish (): void {
+    this.#res.end()
+    // After the last byte was handed on: storing never holds up the response.
+    this.#init.recorder?.end()
+  }
+
+  /** The attempt failed: before any byte went to the client, fail over or answer; after, cut. */
+  failed (a: Attempt, err: Error): void {
+    const t = a.target
+    const res = this.#res
+    if (res.headersSent) {
+      // Part of the response went out: nothing to retry, nothing to answer; cut the client off
+      // so it sees a truncated response. The close that follows ends the request.
+      this.#ctx.log.debug({ target: t.name, err }, 'upstream failed mid-response')
+      res.destroy()
+      return
+    }
+    this.#ctx.router.end(t)
+    this.#current = undefined
+    const { stage, next } = attemptFailed(this.#ctx, t, err, this.#tries, this.#init.method, this.#replayable, false)
+    if (next !== undefined) {
+      this.start(next)
+      return
+    }
+    if (carries(err, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE')) {
+      // The request body crossed --body-limit while streaming up: the client's fault.
+      writeProblem(this.#req, res, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE', err.message)
+      return
+    }
+    if (this.#init.recorder?.failed(stage === 'timeout' ? 504 : 502) === true) return
+    this.#ctx.log.debug({ target: t.name, stage, attempts: this.#tries.n, err }, 'upstream failed')
+    if (stage === 'timeout') writeProblem(this.#req, res, 'ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT', `target ${t.name} did not answer in time`)
+    else writeProblem(this.#req, res, 'ZKPROXY_ERR_PROXY_UPSTREAM_FAILED', exhaustedMessage(this.#tries, this.#ctx.attempts, t, err), { attempts: this.#tries.n })
+  }
+}
+
+/** True when `err` or one of its causes carries `code` (undici may wrap a body stream's error). */
+function carries (err: unknown, code: string): boolean {
+  let e = err as { code?: unknown, cause?: unknown } | undefined
+  for (let depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    if (e.code === code) return true
+    e = e.cause as typeof e
+  }
+  return false
+}
+
+/** One attempt to one target: undici's handler for a single dispatch. */
+class Attempt implements Dispatcher.DispatchHandler {
+  readonly #exchange: Exchange
+  readonly target: LiveTarget
+  #controller: Dispatcher.DispatchController | undefined
+  /** Set before undici gave us a controller: abort as soon as it does. */
+  #abortWith: Error | undefined
+  #status = 0
+  /** The response head, held back until the first body byte or the end. */
+  #head: string[] | undefined
+  /** The recorder answered the client itself: the upstream body is read and dropped. */
+  #dropping = false
+  #bytes = 0
+  readonly #resume = (): void => { this.#controller?.resume() }
+
+  constructor (exchange: Exchange, target: LiveTarget) {
+    this.#exchange = exchange
+    this.target = target
+  }
+
+  abort (err: Error): void {
+    if (this.#controller === undefined) this.#abortWith = err
+    else this.#controller.abort(err)
+  }
+
+  onRequestStart (controller: Dispatcher.DispatchController): void {
+    this.#controller = controller
+    if (this.#abortWith !== undefined) controller.abort(this.#abortWith)
+  }
+
+  onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: ResponseHeaders): void {
+    // 1xx informational responses are not passed on (the final response follows).
+    if (statusCode < 200 || !this.#exchange.isCurrent(this)) return
+    if (statusCode > 599) {
+      // RFC 9110 §15 defines 100-599; a status outside is a broken response (nginx: 502 too).
+      const err = new Error(`the target answered with status ${statusCode}`)
+      this.#exchange.failed(this, err)
+      controller.abort(err)
+      return
+    }
+    this.#status = statusCode
+    const fields = this.#exchange.onHead(this, statusCode, headers)
+    if (fields === undefined) this.#dropping = true
+    else this.#head = fields
+  }
+
+  onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#dropping || !this.#exchange.isCurrent(this)) return
+    if (!this.#flushHead()) return
+    this.#bytes += chunk.length
+    if (this.#bytes > LARGE_BODY_BYTES) noteStreamed(chunk.length)
+    // Backpressure: undici stops reading from the target until the client has caught up.
+    if (!this.#exchange.write(chunk, this.#resume)) controller.pause()
+  }
+
+  onResponseEnd (): void {
+    if (this.#dropping || !this.#exchange.isCurrent(this)) return
+    if (!this.#flushHead()) return
+    this.#exchange.finish()
+  }
+
+  onResponseError (_controller: Dispatcher.DispatchController, err: Error): void {
+    // Given up already (the client left, or a later attempt runs), or the recorder answered.
+    if (this.#dropping || !this.#exchange.isCurrent(this)) return
+    this.#exchange.failed(this, err)
+  }
+
+  /** Writes the held head if there is one; false (and the attempt failed) when Node refused it. */
+  #flushHead (): boolean {
+    const head = this.#head
+    if (head === undefined) return true
+    this.#head = undefined
+    if (this.#exchange.writeHead(this, this.#status, head)) return true
+    const err = new Error('the target\'s response head cannot be passed on')
+    // Failed first, then aborted: the abort's own error callback then finds the attempt given up.
+    this.#exchange.failed(this, err)
+    this.#controller?.abort(err)
+    return false
+  }
+}

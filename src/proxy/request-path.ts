@@ -1,0 +1,137 @@
+// The one request path of the public listener. Every request, whatever its method, body or
+// logging, goes through the same stages, each a small module with one job, each calling only the
+// next one:
+//
+//   guard (request-guard.ts) → connection (connection.ts: its life and its turn)
+//     → cache stage (cache-stage.ts; absent with --cache-ttl 0) → body (request-body.ts)
+//     → balance (router.ts) → exchange (exchange.ts, undici's dispatcher) → the client
+//
+// The access log is a line written when the request ends, not a different path.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Dispatcher } from 'undici'
+import type { Logger } from 'pino'
+import type { Router } from './router.js'
+import type { ForwardHooks } from './failover.js'
+import type { CacheStage } from './cache-stage.js'
+import { checkRequest, normalizeRequestTarget } from './request-guard.js'
+import { Connection, type RequestLife } from './connection.js'
+import { planBody, readBody, streamBody, type BodyLimits } from './request-body.js'
+import { Exchange, type ExchangeContext, type RequestBody, type ResponseRecorder } from './exchange.js'
+import { upstreamHeaderList, upstreamTarget } from './headers.js'
+import { noTargetsMessage, writeProblem } from './answers.js'
+
+/** Methods forwarded. TRACE is not: it would echo credentials a browser attached (cross-site tracing). */
+const FORWARDED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
+const ALLOW = ['allow', [...FORWARDED_METHODS].join(', ')]
+const CLOSE = ['connection', 'close']
+
+export interface RequestPathOptions {
+  readonly router: Router
+  readonly dispatcher: Dispatcher
+  readonly attempts: number
+  readonly proto: 'http' | 'https'
+  readonly logger: Logger
+  readonly limits: BodyLimits
+  readonly hooks?: ForwardHooks | undefined
+  readonly cache?: CacheStage | undefined
+  /** One log line per request, written when it ends. */
+  readonly accessLog?: boolean
+  /** True once the listener is draining: new requests on open connections get 503. */
+  readonly closing: () => boolean
+}
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
+
+export function createRequestPath (opts: RequestPathOptions): RequestHandler {
+  const { router, proto, hooks, cache, limits, closing } = opts
+  const log = opts.logger
+  const ctx: ExchangeContext = { router, dispatcher: opts.dispatcher, attempts: opts.attempts, log, hooks }
+  const trust = hooks?.trustForwarded
+  const timed = hooks?.onComplete !== undefined || opts.accessLog === true
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const startedAt = timed ? performance.now() : 0
+    // Taken now: a client that resets right after sending has no address any more later.
+    const client = req.socket.remoteAddress ?? ''
+
+    // ---- guard ----
+    const bad = checkRequest(req)
+    if (bad !== undefined) {
+      // Ambiguous framing: never reuse this connection.
+      writeProblem(req, res, bad.code, bad.message, undefined, CLOSE)
+      return
+    }
+    const method = req.method ?? ''
+    if (!FORWARDED_METHODS.has(method)) {
+      writeProblem(req, res, 'ZKPROXY_ERR_PROXY_METHOD_NOT_ALLOWED', `${method} is not forwarded`, undefined, ALLOW)
+      return
+    }
+    if (closing()) {
+      writeProblem(req, res, 'ZKPROXY_ERR_PROXY_SHUTTING_DOWN', undefined, undefined, CLOSE)
+      return
+    }
+    const url = normalizeRequestTarget(req.url ?? '/')
+    let forwardedTo: Exchange | undefined
+
+    // ---- balance and exchange (the cache stage's next stage) ----
+    const send = (life: RequestLife, recorder: ResponseRecorder | undefined, body: RequestBody): void => {
+      const first = router.pick()
+      if (first === undefined) {
+        if (recorder?.failed(503) !== true) writeProblem(req, res, 'ZKPROXY_ERR_PROXY_NO_TARGETS', noTargetsMessage(router.hasView))
+        return
+      }
+      const exchange = new Exchange(ctx, req, res, {
+        method,
+        path: upstreamTarget(url),
+        headers: upstreamHeaderList(req.headers, client || 'unknown', proto, trust?.(client) === true),
+        body,
+        recorder,
+        startedAt
+      })
+      forwardedTo = exchange
+      life.onEnd((gone) => { exchange.end(gone) })
+      exchange.start(first)
+    }
+
+    // ---- body ----
+    const forward = (life: RequestLife, recorder: ResponseRecorder | undefined): void => {
+      const plan = planBody(req, limits)
+      switch (plan.kind) {
+        case 'none': send(life, recorder, undefined); return
+        case 'stream': send(life, recorder, streamBody(req, limits)); return
+        case 'too-large': writeProblem(req, res, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE', `limit is ${limits.bodyLimitBytes} bytes`); return
+        case 'buffer':
+          // Read whole before a target is chosen: a slow upload holds no upstream connection.
+          readBody(req, plan.length, (body) => { if (body !== undefined) send(life, recorder, body) })
+      }
+    }
+
+    // ---- connection: the request's life, and its turn among pipelined ones ----
+    const life = Connection.of(req.socket).enter(req, res, (life) => {
+      // ---- cache ----
+      if (cache === undefined) forward(life, undefined)
+      else cache.handle(req, res, (recorder) => { forward(life, recorder) })
+    })
+    if (opts.accessLog === true) life.onEnd((gone) => { logRequest(log, req, res, client, startedAt, gone, forwardedTo?.target?.name) })
+  }
+
+  return (req, res) => {
+    try {
+      handle(req, res)
+    } catch (err) {
+      // A bug must cost this request only: an answer for it, a log line for us.
+      log.error({ err, method: req.method, url: req.url }, 'request failed')
+      writeProblem(req, res, 'ZKPROXY_ERR_PROXY_INTERNAL', undefined, undefined, CLOSE)
+    }
+  }
+}
+
+function logRequest (log: Logger, req: IncomingMessage, res: ServerResponse, client: string, startedAt: number, gone: boolean, target: string | undefined): void {
+  log.info({
+    req: { method: req.method, url: req.url, remoteAddress: client },
+    res: { statusCode: res.statusCode },
+    target,
+    aborted: gone || undefined,
+    responseTime: performance.now() - startedAt
+  }, 'request completed')
+}
