@@ -77,6 +77,25 @@ export function registerCollectors (registry: Registry, view: () => RuntimeView 
   mirror('zkproxy_count_failures_total', 'Count writes that failed (the requests are kept for the next flush).', v => v.counter.stats.failures)
   mirror('zkproxy_count_dropped_total', 'Counted requests dropped because their target left or was re-created.', v => v.counter.stats.dropped)
 
+  mirror('zkproxy_cache_hits_total', 'Requests answered from a fresh cached response (304s from it and coalesced waiters included).', v => v.cache?.stats().hits)
+  mirror('zkproxy_cache_misses_total', 'Cache lookups with no usable response: the request was forwarded.', v => v.cache?.stats().misses)
+  mirror('zkproxy_cache_stale_total', 'Stale cached responses served because every target failed (stale-if-error).', v => v.cache?.stats().stale)
+  registry.registerMetric(new Counter({
+    name: 'zkproxy_cache_bypasses_total',
+    help: 'Requests that did not consult the cache, by reason.',
+    labelNames: ['reason'],
+    registers: [],
+    collect () {
+      this.reset()
+      const bypasses = view()?.cache?.stats().bypasses
+      if (bypasses !== undefined) for (const [reason, n] of Object.entries(bypasses)) if (n > 0) this.inc({ reason }, n)
+    }
+  }))
+  mirror('zkproxy_cache_coalesced_total', 'Misses that waited for another request\'s upstream response instead of sending their own.', v => v.cache?.stats().coalesced)
+  mirror('zkproxy_cache_stores_total', 'Responses stored in the cache.', v => v.cache?.stats().stored)
+  mirror('zkproxy_cache_stored_bytes_total', 'Body bytes of the responses stored in the cache.', v => v.cache?.stats().storedBytes)
+  mirror('zkproxy_cache_invalidated_total', 'Cached responses dropped by a successful unsafe request to their URL (RFC 9111 section 4.4).', v => v.cache?.stats().invalidated)
+  mirror('zkproxy_cache_clears_total', 'Times the whole cache was dropped because the content revision changed.', v => v.cache?.stats().clears)
   mirror('zkproxy_cache_evictions_total', 'Cached responses evicted to stay within the entry and byte bounds.', v => v.cache?.stats().evictions)
   mirror('zkproxy_cache_expirations_total', 'Cached responses dropped because their lifetime (and stale window) ended.', v => v.cache?.stats().expirations)
   gauge('zkproxy_cache_entries', 'Responses in the cache.', v => v?.cache?.stats().entries ?? 0)

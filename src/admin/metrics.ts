@@ -9,7 +9,7 @@ import type { LiveTarget, Router } from '../proxy/router.js'
 import { registerCollectors } from './collectors.js'
 import type { RequestCounter } from '../registry/request-counter.js'
 import type { Snapshot, TargetSet } from '../registry/target-set.js'
-import type { CacheStageStats, CacheMetricsSink } from '../proxy/cache-stage.js'
+import type { CacheStageStats } from '../proxy/cache-stage.js'
 import type { ConnectedEvent, SessionState, ZkSession } from '../zk/index.js'
 
 /** What the admin side reads of a running proxy (built by src/cli/proxy-runtime.ts). */
@@ -76,17 +76,6 @@ export class ProxyMetrics {
   readonly #reconnects: Counter
   readonly #expirations: Counter
   readonly #snapshots: Counter
-  readonly #cache: {
-    readonly hits: Counter
-    readonly misses: Counter
-    readonly stale: Counter
-    readonly bypasses: Counter<'reason'>
-    readonly coalesced: Counter
-    readonly stores: Counter
-    readonly storedBytes: Counter
-    readonly invalidated: Counter
-    readonly clears: Counter
-  }
 
   // Keyed by the router's LiveTarget objects (one per registration), so the lookup per request
   // is one WeakMap get and a gone registration's entry is collected with it.
@@ -108,17 +97,6 @@ export class ProxyMetrics {
     this.#reconnects = new Counter({ name: 'zkproxy_zookeeper_reconnects_total', help: 'ZooKeeper connections re-established after the first (same or new session).', registers })
     this.#expirations = new Counter({ name: 'zkproxy_zookeeper_session_expirations_total', help: 'ZooKeeper sessions lost (expired, or disconnected longer than the session timeout).', registers })
     this.#snapshots = new Counter({ name: 'zkproxy_target_snapshots_total', help: 'New snapshots of the targets taken from ZooKeeper watches (membership or data changed).', registers })
-    this.#cache = {
-      hits: new Counter({ name: 'zkproxy_cache_hits_total', help: 'Requests answered from a fresh cached response (304s from it and coalesced waiters included).', registers }),
-      misses: new Counter({ name: 'zkproxy_cache_misses_total', help: 'Cache lookups with no usable response: the request was forwarded.', registers }),
-      stale: new Counter({ name: 'zkproxy_cache_stale_total', help: 'Stale cached responses served because every target failed (stale-if-error).', registers }),
-      bypasses: new Counter({ name: 'zkproxy_cache_bypasses_total', help: 'Requests that did not consult the cache, by reason.', labelNames: ['reason'], registers }),
-      coalesced: new Counter({ name: 'zkproxy_cache_coalesced_total', help: 'Misses that waited for another request\'s upstream response instead of sending their own.', registers }),
-      stores: new Counter({ name: 'zkproxy_cache_stores_total', help: 'Responses stored in the cache.', registers }),
-      storedBytes: new Counter({ name: 'zkproxy_cache_stored_bytes_total', help: 'Body bytes of the responses stored in the cache.', registers }),
-      invalidated: new Counter({ name: 'zkproxy_cache_invalidated_total', help: 'Cached responses dropped by a successful unsafe request to their URL (RFC 9111 section 4.4).', registers }),
-      clears: new Counter({ name: 'zkproxy_cache_clears_total', help: 'Times the whole cache was dropped because the content revision changed.', registers })
-    }
 
     registerCollectors(this.registry, view)
   }
@@ -145,21 +123,6 @@ export class ProxyMetrics {
     onComplete: (t, _status, durationMs) => { this.#childrenOf(t).latency.observe(durationMs / 1000) },
     onFailover: (t, stage) => { this.#failovers.inc({ target: t.name, stage }) },
     onEjection: (t) => { this.#ejections.inc({ target: t.name }) }
-  }
-
-  /** Events of the cache layer (src/proxy/cache-layer.ts), one increment each. */
-  readonly cacheSink: CacheMetricsSink = {
-    hit: () => { this.#cache.hits.inc() },
-    miss: () => { this.#cache.misses.inc() },
-    stale: () => { this.#cache.stale.inc() },
-    bypass: (reason) => { this.#cache.bypasses.inc({ reason }) },
-    stored: (bytes) => {
-      this.#cache.stores.inc()
-      this.#cache.storedBytes.inc(bytes)
-    },
-    coalesced: () => { this.#cache.coalesced.inc() },
-    invalidated: (entries) => { this.#cache.invalidated.inc(entries) },
-    cleared: () => { this.#cache.clears.inc() }
   }
 
   /** Starts reading the runtime: scrape-time gauges, and session and membership events. */
@@ -209,9 +172,9 @@ export class ProxyMetrics {
     return {
       reconnects: await one(this.#reconnects),
       expirations: await one(this.#expirations),
-      cacheHits: await one(this.#cache.hits),
-      cacheMisses: await one(this.#cache.misses),
-      cacheStale: await one(this.#cache.stale)
+      cacheHits: this.#view?.cache?.stats().hits ?? 0,
+      cacheMisses: this.#view?.cache?.stats().misses ?? 0,
+      cacheStale: this.#view?.cache?.stats().stale ?? 0
     }
   }
 

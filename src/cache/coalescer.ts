@@ -11,7 +11,7 @@
  *
  * The key decides who may share a result. Callers build it with
  * `ResponseCache.coalesceKey()` (URL + known Vary values) and, since the first response
- * for a URL may bring a Vary nobody knew, check `sameVariant()` before using the result.
+ * for a URL may bring a Vary nobody knew, check `variantMatches()` before using the result.
  */
 
 export const COALESCE_TIMEOUT_CODE = 'ZKPROXY_ERR_CACHE_COALESCE_TIMEOUT'

@@ -2,7 +2,7 @@
 export { evaluate, requestBypassesCache, isUnsafeMethod, STORABLE_STATUSES } from './policy.js'
 export type { Decision, EvaluateOptions, NotStorable, NotStorableReason, Storable } from './policy.js'
 export {
-  primaryKey, primaryKeyFor, parseVary, varyValues, secondaryKey, variantMatches, sameVariant,
+  primaryKey, primaryKeyFor, parseVary, varyValues, secondaryKey, variantMatches,
   UNKEYED_OVERRIDE_HEADERS, UNKEYED_HOST_HEADERS
 } from './key.js'
 export type { KeyedRequest, VariantSelector } from './key.js'

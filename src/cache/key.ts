@@ -118,14 +118,3 @@ export function variantMatches (selector: VariantSelector, req: KeyedRequest): b
   }
   return true
 }
-
-/**
- * Whether a response with the given `Vary` can serve both requests. The proxy needs this
- * for coalesced misses: a waiter may only take the leader's response when the response's
- * Vary does not tell them apart (e.g. gzip and br requests must not share one body).
- */
-export function sameVariant (vary: string | undefined, a: KeyedRequest, b: KeyedRequest): boolean {
-  const names = parseVary(vary)
-  if (names === '*') return false
-  return variantMatches({ varyNames: names, varyValues: varyValues(a, names) }, b)
-}

@@ -1,15 +1,16 @@
-import CachePolicy from 'http-cache-semantics'
-import { deltaSeconds, getHeader, hasHeader, parseCacheControl, splitTokens } from './headers.js'
+import { deltaSeconds, getHeader, getRawHeader, hasHeader, parseCacheControl, splitTokens } from './headers.js'
 import type { CacheControl } from './headers.js'
 import { UNKEYED_HOST_HEADERS, UNKEYED_OVERRIDE_HEADERS, parseVary, primaryKey } from './key.js'
 import type { CacheRequest, CacheResponse, HeaderMap } from './types.js'
 
 /**
- * Cacheability and freshness for a shared cache (RFC 9111), built on `http-cache-semantics`
- * with zkproxy's stricter rules on top. The library decides the RFC basics (method, status
- * understood, `no-store`, `private`, Authorization, and the freshness lifetime:
- * `s-maxage` > `max-age` > `Expires` − `Date` > heuristic); we add what a reverse proxy
- * that never revalidates must refuse, and the `--cache-ttl` / `--cache-default-ttl` caps.
+ * Cacheability and freshness for a shared cache (RFC 9111), from one reading of
+ * Cache-Control (headers.ts: quoted values, repeated and conflicting directives): method,
+ * status, `no-store`, `private`, Authorization, what a reverse proxy that never revalidates
+ * must refuse, the freshness lifetime (`s-maxage` > `max-age` > `Expires` − `Date` >
+ * heuristic, §4.2.1), the current age (§4.2.3), and the `--cache-ttl` /
+ * `--cache-default-ttl` caps. (http-cache-semantics was used here once; its own
+ * comma-splitting Cache-Control parser meant reading every header twice.)
  *
  * Choices worth knowing:
  * - **Only GET responses are stored.** A HEAD is answered from a stored GET (same key, the
@@ -119,19 +120,11 @@ export function evaluate (req: CacheRequest, res: CacheResponse, opts: EvaluateO
   }
   if (carriesUnkeyedOverride(req.headers, vary)) return no('unkeyed-header')
 
-  const policy = createPolicy(req, res, cc, opts.now)
-  // Backstop: whatever the library refuses, we refuse too (our checks are meant to be stricter).
-  if (!policy.storable()) return no('not-storable')
-
-  // §4.2.3: current age at store time is the upstream Age (the library does not trust `Date`
-  // for apparent age, which avoids inflating age on origins with skewed clocks).
-  const ageSec = Math.max(0, Math.floor(policy.age()))
-  const explicit = cc.directives.has('s-maxage') || cc.directives.has('max-age') ||
-    hasHeader(res.headers, 'expires')
-
-  // The library's maxAge() is s-maxage > max-age > Expires − Date when one is present
-  // (§4.2.1), otherwise cacheHeuristic × (Date − Last-Modified) (§4.2.2), otherwise 0.
-  let lifetimeSec = policy.maxAge()
+  // §4.2.3: current age at store time is the upstream Age (`Date` is not trusted for apparent
+  // age, which avoids inflating age on origins with skewed clocks).
+  const ageSec = ageValue(res.headers)
+  const { explicit, lifetimeSec: lifetime } = freshnessLifetime(res, cc, opts.now)
+  let lifetimeSec = lifetime
   let freshness: Storable['freshness'] = explicit ? 'explicit' : 'heuristic'
   // The operator's default fills in for an absent lifetime only, never for an explicit 0.
   const defaultTtlSec = opts.defaultTtlSec ?? 0
@@ -211,54 +204,45 @@ function carriesUnkeyedOverride (headers: HeaderMap, vary: readonly string[]): b
 }
 
 /**
- * Builds the library's policy on normalised headers and our clock. Normalising matters: the
- * library reads directive names case-sensitively, calls `.trim()` on fields that may be
- * arrays, and parses `max-age=12abc` as 12. We give it lower-case names, joined values, and
- * Cache-Control rebuilt from our parse, where a malformed or conflicting lifetime becomes 0
- * (§4.2.1: invalid freshness information means stale). `proxy-revalidate` is left out: the
- * library treats it as zero lifetime, while §5.2.2.8 only forbids serving stale, which we
- * record in `mayServeStale`. Invalid `Expires` is likewise made explicit.
+ * §4.2.1: the freshness lifetime, from the first of `s-maxage` (a shared cache), `max-age`,
+ * `Expires` − `Date`; without any of them (not `explicit`), the heuristic of §4.2.2: 10% of
+ * `Date` − `Last-Modified` (every status stored here is heuristically cacheable). A malformed
+ * or conflicting delta, and an invalid `Expires` (§5.3: including "0" and repeated fields),
+ * mean a lifetime of zero: already stale.
  */
-function createPolicy (req: CacheRequest, res: CacheResponse, cc: CacheControl, nowMs: number): CachePolicy {
-  // The library reads the clock via an overridable `now()` (its README: "monkey-patch it for
-  // testing"); a subclass per call binds it to the injected time before the constructor runs.
-  class ClockedPolicy extends CachePolicy {
-    now (): number { return nowMs }
-  }
-  const resHeaders = lowerCaseJoined(res.headers)
-  const rebuilt = rebuildCacheControl(cc)
-  if (rebuilt === undefined) delete resHeaders['cache-control']
-  else resHeaders['cache-control'] = rebuilt
-  // §5.3: an invalid Expires (including "0" and repeated fields) means "already expired"; the
-  // library would instead ignore an empty one and fall back to heuristics.
-  const expires = resHeaders.expires
-  if (expires !== undefined && Number.isNaN(Date.parse(expires))) resHeaders.expires = '0'
-  return new ClockedPolicy(
-    { method: req.method, url: req.url, headers: lowerCaseJoined(req.headers) },
-    { status: res.status, headers: resHeaders },
-    { shared: true, cacheHeuristic: 0.1, immutableMinTimeToLive: 0 }
-  )
-}
-
-// The directives the library acts on; others (extensions) are dropped rather than risk its
-// comma-splitting parser reading a quoted extension value as a second `max-age`.
-const LIBRARY_FLAGS = ['public', 'no-store', 'no-cache', 'private', 'must-revalidate', 'immutable']
-const LIBRARY_DELTAS = ['max-age', 's-maxage', 'stale-if-error', 'stale-while-revalidate']
-
-function rebuildCacheControl (cc: CacheControl): string | undefined {
-  const parts = LIBRARY_FLAGS.filter((name) => cc.directives.has(name))
-  for (const name of LIBRARY_DELTAS) {
+function freshnessLifetime (res: CacheResponse, cc: CacheControl, nowMs: number): { explicit: boolean, lifetimeSec: number } {
+  for (const name of ['s-maxage', 'max-age']) {
     const seconds = deltaSeconds(cc, name)
-    if (seconds !== undefined) parts.push(`${name}=${Number.isNaN(seconds) ? 0 : seconds}`)
+    if (seconds !== undefined) return { explicit: true, lifetimeSec: Number.isNaN(seconds) ? 0 : seconds }
   }
-  return parts.length === 0 ? undefined : parts.join(', ')
+  const date = httpDate(res.headers, 'date') ?? nowMs
+  if (getRawHeader(res.headers, 'expires') !== undefined) {
+    const expires = httpDate(res.headers, 'expires')
+    return { explicit: true, lifetimeSec: expires === undefined ? 0 : Math.max(0, (expires - date) / 1000) }
+  }
+  const lastModified = httpDate(res.headers, 'last-modified')
+  if (lastModified === undefined || lastModified >= date) return { explicit: false, lifetimeSec: 0 }
+  return { explicit: false, lifetimeSec: ((date - lastModified) / 1000) * HEURISTIC_FRACTION }
 }
 
-function lowerCaseJoined (headers: HeaderMap): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue
-    out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value
-  }
-  return out
+/** §4.2.2's suggested heuristic: a tenth of the time since the last modification. */
+const HEURISTIC_FRACTION = 0.1
+
+/** A date field's value in ms; undefined when absent, repeated or not a date. */
+function httpDate (headers: HeaderMap, name: string): number | undefined {
+  const raw = getRawHeader(headers, name)
+  if (typeof raw !== 'string') return undefined
+  const ms = Date.parse(raw)
+  return Number.isNaN(ms) ? undefined : ms
+}
+
+/**
+ * §5.1: the Age field's value in whole seconds. A list keeps its first member; a value that is
+ * not a non-negative integer is ignored (0).
+ */
+function ageValue (headers: HeaderMap): number {
+  const raw = getRawHeader(headers, 'age')
+  const first = (Array.isArray(raw) ? raw[0] : raw)?.split(',')[0]?.trim()
+  if (first === undefined || !/^\d+$/.test(first)) return 0
+  return Math.min(Number(first), 2 ** 31)
 }

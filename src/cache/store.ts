@@ -1,4 +1,4 @@
-import NodeCache from 'node-cache'
+import { LRUCache } from 'lru-cache'
 import { entryBytes } from './entry.js'
 import type { CachedEntry } from './entry.js'
 import { primaryKey, primaryKeyFor, secondaryKey, variantMatches, varyValues } from './key.js'
@@ -6,17 +6,15 @@ import type { KeyedRequest } from './key.js'
 import type { CacheRequest } from './types.js'
 
 /**
- * Bounded response store. `node-cache` does the time-based part: every variant is also a
- * node-cache key whose TTL covers freshness plus the stale-if-error window, so its periodic
- * check frees expired entries nobody asks for again. It cannot bound size (`maxKeys`
- * throws instead of evicting), so LRU is ours: `#lru` is a Map kept in recency order (a
- * hit deletes and re-inserts its key unless it is already the last), and before an insert
- * the least recently used variants are evicted until both `maxEntries` and `maxBytes` hold.
- * Freshness is always judged by our injected clock in ms; node-cache's own clock only
- * decides when garbage goes.
+ * Bounded response store on `lru-cache`: one structure keeps the LRU order, the entry and
+ * byte bounds (`max`, `maxSize` with each variant's estimated size) and a time-to-live per
+ * variant that covers freshness plus the stale-if-error window, after which it is garbage.
+ * Freshness itself is judged here, by our injected clock in ms (lru-cache is given the same
+ * clock), because a variant past its freshness may still stand in for a failed upstream.
  *
  * Keys: see key.ts. `#variants` maps a primary key (host + url) to its variant keys, so a
- * lookup tries only that URL's variants and `invalidateUrl` drops all of them at once.
+ * lookup tries only that URL's variants and `invalidateUrl` drops all of them at once; it is
+ * kept in step by lru-cache's dispose callback, whatever removed the variant.
  */
 
 export const DEFAULT_MAX_OBJECT_BYTES = 1024 * 1024
@@ -28,8 +26,6 @@ export interface ResponseCacheOptions {
   readonly maxObjectBytes?: number
   /** How long past expiry an entry may still be served when the upstream fails. Default 0. */
   readonly staleIfErrorSec?: number
-  /** node-cache sweep period for expired entries; 0 disables the timer. Default 60. */
-  readonly checkPeriodSec?: number
   /** Clock in ms; default `Date.now`. */
   readonly now?: () => number
 }
@@ -43,10 +39,6 @@ export interface CacheHit {
 export interface CacheStats {
   readonly entries: number
   readonly bytes: number
-  readonly hits: number
-  readonly misses: number
-  /** Stale entries handed out by `getStale`. */
-  readonly stale: number
   /** Variants evicted to respect `maxEntries` / `maxBytes`. */
   readonly evictions: number
   /** Variants dropped because their stale window ended. */
@@ -68,37 +60,37 @@ const GET_OR_HEAD: ReadonlySet<string> = new Set(['GET', 'HEAD'])
 
 export class ResponseCache {
   readonly #maxEntries: number
-  readonly #maxBytes: number
   readonly #maxObjectBytes: number
+  readonly #maxBytes: number
   readonly #staleMs: number
   readonly #now: () => number
-  readonly #timers: NodeCache
-  readonly #lru = new Map<string, Slot>()
+  readonly #lru: LRUCache<string, Slot>
   readonly #variants = new Map<string, Set<string>>()
   readonly #listeners = new Set<EvictionListener>()
-  /** The key last stored or hit: already at the recent end of `#lru`, so a hit leaves it there. */
-  #mru: string | undefined
-  #bytes = 0
-  #hits = 0
-  #misses = 0
-  #stale = 0
   #evictions = 0
   #expirations = 0
 
   constructor (opts: ResponseCacheOptions) {
-    this.#maxEntries = opts.maxEntries
     this.#maxBytes = opts.maxBytes
     this.#maxObjectBytes = opts.maxObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES
     this.#staleMs = Math.max(0, opts.staleIfErrorSec ?? 0) * 1000
     this.#now = opts.now ?? Date.now
-    // useClones: false — bodies are Buffers; cloning them on every get/set would double memory.
-    this.#timers = new NodeCache({ useClones: false, checkperiod: opts.checkPeriodSec ?? 60, stdTTL: 0 })
-    // node-cache emits 'del' for every deletion, ours and its own expiry: one bookkeeping path.
-    this.#timers.on('del', (key: string) => { this.#forget(key) })
-    this.#timers.on('expired', (key: string) => {
-      this.#expirations++
-      this.#emit('expired', key)
+    this.#lru = new LRUCache<string, Slot>({
+      max: Math.max(1, opts.maxEntries),
+      maxSize: Math.max(1, opts.maxBytes),
+      sizeCalculation: (slot) => slot.bytes,
+      // Our clock, read on every call (lru-cache caches performance.now() for 1 ms otherwise).
+      perf: { now: this.#now },
+      ttlResolution: 0,
+      // The variant index follows every removal: eviction, expiry, replacement, delete.
+      dispose: (slot, key, reason) => {
+        // A replacement keeps its key (set() indexed it already).
+        if (reason !== 'set') this.#unindex(slot.primary, key)
+        if (reason === 'evict') this.#note('capacity', key)
+        else if (reason === 'expire') this.#note('expired', key)
+      }
     })
+    this.#maxEntries = opts.maxEntries
   }
 
   /** Whether a body of `size` bytes may be stored; check before buffering it. */
@@ -106,16 +98,11 @@ export class ResponseCache {
     return size <= this.#maxObjectBytes && size <= this.#maxBytes
   }
 
-  /** A fresh stored response for a GET or HEAD request, or undefined (counted as a miss). */
+  /** A fresh stored response for a GET or HEAD request, or undefined. */
   get (req: CacheRequest): CacheHit | undefined {
     const now = this.#now()
     const key = this.#select(req, now, false)
-    if (key === undefined) {
-      this.#misses++
-      return undefined
-    }
-    this.#hits++
-    return this.#hit(key, now)
+    return key === undefined ? undefined : this.#hit(key, now)
   }
 
   /**
@@ -126,10 +113,7 @@ export class ResponseCache {
   getStale (req: CacheRequest): CacheHit | undefined {
     const now = this.#now()
     const key = this.#select(req, now, true)
-    if (key === undefined) return undefined
-    const slot = this.#lru.get(key)
-    if (slot !== undefined && now >= expiresAt(slot)) this.#stale++
-    return this.#hit(key, now)
+    return key === undefined ? undefined : this.#hit(key, now)
   }
 
   /**
@@ -147,26 +131,14 @@ export class ResponseCache {
     if (bytes > this.#maxBytes) return false
 
     for (const other of [...(this.#variants.get(primary) ?? [])]) {
-      const slot = this.#lru.get(other)
-      if (other === key || (slot !== undefined && !sameNames(slot.entry.varyNames, entry.varyNames))) {
-        this.#drop(other)
-      }
+      const slot = this.#lru.peek(other, { allowStale: true })
+      if (other !== key && slot !== undefined && !sameNames(slot.entry.varyNames, entry.varyNames)) this.#lru.delete(other)
     }
-    // Map iteration order is insertion order, and hits re-insert: the first key is the LRU one.
-    while (this.#lru.size > 0 && (this.#lru.size + 1 > this.#maxEntries || this.#bytes + bytes > this.#maxBytes)) {
-      const oldest = this.#lru.keys().next().value
-      if (oldest === undefined) break
-      this.#remove(oldest, 'capacity')
-    }
-
-    const slot: Slot = { primary, entry, bytes }
-    this.#lru.set(key, slot)
-    this.#mru = key
+    // Indexed before the set: the set's evictions may dispose of other variants of this URL.
     const keys = this.#variants.get(primary) ?? new Set<string>()
     this.#variants.set(primary, keys.add(key))
-    this.#bytes += bytes
-    // Seconds, +1 so node-cache never drops an entry our clock still considers usable.
-    this.#timers.set(key, slot, (entry.ttlMs + this.#staleMs) / 1000 + 1)
+    // +1 s so the store never drops an entry our clock still considers usable.
+    this.#lru.set(key, { primary, entry, bytes }, { ttl: entry.ttlMs + this.#staleMs + 1000 })
     return true
   }
 
@@ -175,18 +147,17 @@ export class ResponseCache {
     const primary = primaryKeyFor(host, url)
     if (primary === undefined) return 0
     const keys = [...(this.#variants.get(primary) ?? [])]
-    for (const key of keys) this.#remove(key, 'invalidated')
+    for (const key of keys) {
+      this.#lru.delete(key)
+      this.#emit('invalidated', key)
+    }
     return keys.length
   }
 
   /** Drops everything (a new content revision was published). Counters are kept. */
   clear (): void {
-    // flushAll emits no per-key 'del', so our indexes are reset by hand.
-    this.#timers.flushAll()
     this.#lru.clear()
     this.#variants.clear()
-    this.#mru = undefined
-    this.#bytes = 0
   }
 
   /**
@@ -198,17 +169,16 @@ export class ResponseCache {
     const primary = primaryKey(req)
     if (primary === undefined) return undefined
     const first = this.#variants.get(primary)?.values().next().value
-    const names = (first === undefined ? undefined : this.#lru.get(first)?.entry.varyNames) ?? []
+    const names = (first === undefined ? undefined : this.#lru.peek(first, { allowStale: true })?.entry.varyNames) ?? []
     return variantKey(primary, secondaryKey({ varyNames: names, varyValues: varyValues(req, names) }))
   }
 
   stats (): CacheStats {
+    // Variants past their stale window go now, so the figures count only what may be served.
+    this.#lru.purgeStale()
     return {
       entries: this.#lru.size,
-      bytes: this.#bytes,
-      hits: this.#hits,
-      misses: this.#misses,
-      stale: this.#stale,
+      bytes: this.#lru.calculatedSize,
       evictions: this.#evictions,
       expirations: this.#expirations
     }
@@ -220,15 +190,10 @@ export class ResponseCache {
     return () => { this.#listeners.delete(listener) }
   }
 
-  /** Stops node-cache's sweep timer (it is unref'd, so this is only for tidy shutdowns). */
-  close (): void {
-    this.#timers.close()
-  }
-
   /**
    * Most recently stored matching variant that is fresh (or, with `stale`, may stand in for a
-   * failed upstream); prunes dead variants met. Runs on every hit: no allocation unless a
-   * variant is pruned.
+   * failed upstream); variants past any use are dropped as they are met. Runs on every hit:
+   * no allocation unless a variant is dropped.
    */
   #select (req: CacheRequest, now: number, stale: boolean): string | undefined {
     if (!GET_OR_HEAD.has(req.method)) return undefined
@@ -240,12 +205,11 @@ export class ResponseCache {
     let bestAt = -Infinity
     let dead: string[] | undefined
     for (const key of keys) {
-      const slot = this.#lru.get(key)
+      const slot = this.#lru.peek(key, { allowStale: true })
       if (slot === undefined) continue
       const expires = expiresAt(slot)
       if (now >= expires + this.#staleMs) {
-        // Past any use; node-cache would drop it later by its own clock, we do it now
-        // (after the loop: removing from the set being iterated would skip keys).
+        // Past any use (after the loop: removing from the set being iterated would skip keys).
         (dead ??= []).push(key)
         continue
       }
@@ -256,44 +220,33 @@ export class ResponseCache {
         bestAt = slot.entry.storedAt
       }
     }
-    if (dead !== undefined) for (const key of dead) this.#remove(key, 'expired')
+    if (dead !== undefined) {
+      for (const key of dead) {
+        this.#lru.delete(key)
+        this.#note('expired', key)
+      }
+    }
     return best
   }
 
   #hit (key: string, now: number): CacheHit | undefined {
-    const slot = this.#lru.get(key)
+    // get() moves the variant to the recent end of the LRU order.
+    const slot = this.#lru.get(key, { allowStale: true })
     if (slot === undefined) return undefined
-    if (key !== this.#mru) {
-      // Moved to the recent end; a run of hits on one key (a front page) moves it once.
-      this.#lru.delete(key)
-      this.#lru.set(key, slot)
-      this.#mru = key
-    }
     const residentSec = Math.floor(Math.max(0, now - slot.entry.storedAt) / 1000)
     return { entry: slot.entry, ageSec: slot.entry.ageAtStoreSec + residentSec }
   }
 
-  #remove (key: string, reason: EvictionReason): void {
-    this.#drop(key)
-    if (reason === 'capacity') this.#evictions++
-    if (reason === 'expired') this.#expirations++
-    this.#emit(reason, key)
-  }
-
-  #drop (key: string): void {
-    // node-cache's 'del' listener does the bookkeeping; forget directly if it no longer had it.
-    if (this.#timers.del(key) === 0) this.#forget(key)
-  }
-
-  #forget (key: string): void {
-    const slot = this.#lru.get(key)
-    if (slot === undefined) return
-    this.#lru.delete(key)
-    if (key === this.#mru) this.#mru = undefined
-    this.#bytes -= slot.bytes
-    const keys = this.#variants.get(slot.primary)
+  #unindex (primary: string, key: string): void {
+    const keys = this.#variants.get(primary)
     keys?.delete(key)
-    if (keys?.size === 0) this.#variants.delete(slot.primary)
+    if (keys?.size === 0) this.#variants.delete(primary)
+  }
+
+  #note (reason: 'capacity' | 'expired', key: string): void {
+    if (reason === 'capacity') this.#evictions++
+    else this.#expirations++
+    this.#emit(reason, key)
   }
 
   #emit (reason: EvictionReason, key: string): void {

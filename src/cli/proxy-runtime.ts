@@ -64,7 +64,6 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
       staleIfErrorSec: cfg.staleIfErrorSec,
       coalesceTimeoutMs: cfg.headersTimeoutMs,
       logger: log,
-      ...(metrics === undefined ? {} : { metrics: metrics.cacheSink }),
       ...(trustForwarded === undefined ? {} : { trustForwarded })
     })
     : undefined
@@ -95,7 +94,6 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   } catch (err) {
     // Nothing else has started yet: close the public listener so the process can exit 2.
     revisionWatch.close()
-    cache?.close()
     await server.close(0)
     throw err
   }
@@ -125,7 +123,6 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     revisionWatch.close()
     targets.close()
     admission.close()
-    cache?.close()
     await admin?.close()
     await session.close()
   }

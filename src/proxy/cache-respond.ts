@@ -44,9 +44,6 @@ export class PreparedResponse {
     this.#hit = [...fields, 'age', '0', 'x-cache', 'HIT']
   }
 
-  /** Size of the stored body (for metrics). */
-  get bytes (): number { return this.entry.body.length }
-
   /** Age in whole seconds at `now` (RFC 9111 §4.2.3: upstream age at store + time resident here). */
   ageAt (now: number): number {
     return this.entry.ageAtStoreSec + Math.floor(Math.max(0, now - this.entry.storedAt) / 1000)

@@ -21,31 +21,30 @@ import { fieldMap } from './headers.js'
 export type CacheBypassReason = 'method' | 'request-no-cache' | 'precondition'
 
 /**
- * Counters the cache reports to (src/admin/metrics.ts implements it). Every callback is
- * optional and called synchronously on the request path, so implementations must be cheap
- * (an increment). Sizes and totals that are state, not events (entries, bytes, evictions),
- * are read from `CacheStage.stats()` instead.
+ * What the cache stage has done, each event counted once, here (an increment on the request
+ * path); the admin listener exports these at scrape time.
  */
-export interface CacheMetricsSink {
+export interface CacheTallies {
   /**
    * A GET/HEAD lookup ends in exactly one of hit or miss. Hit: answered from a stored
    * response (a 304 from it too, and a coalesced miss served from the shared response).
    */
-  hit?: () => void
+  hits: number
   /** Forwarded upstream after the lookup found nothing usable (a coalesced miss that had to). */
-  miss?: () => void
+  misses: number
   /** A target failed and a stored response past its freshness was served (stale-if-error). */
-  stale?: () => void
-  /** The request did not consult the cache (a method other than GET/HEAD, request no-cache, If-Match). */
-  bypass?: (reason: CacheBypassReason) => void
-  /** A response was stored; `bytes` is its body size. */
-  stored?: (bytes: number) => void
-  /** A miss waited for another request's upstream response instead of sending its own. */
-  coalesced?: () => void
-  /** An unsafe method's success dropped `entries` stored responses (RFC 9111 §4.4). */
-  invalidated?: (entries: number) => void
-  /** The whole cache was dropped (a new content revision). */
-  cleared?: () => void
+  stale: number
+  /** Requests that did not consult the cache, by reason. */
+  readonly bypasses: Record<CacheBypassReason, number>
+  /** Responses stored, and their body bytes. */
+  stored: number
+  storedBytes: number
+  /** Misses answered from another request's upstream response. */
+  coalesced: number
+  /** Stored responses dropped by unsafe methods (RFC 9111 §4.4). */
+  invalidated: number
+  /** Whole-cache clears (content revision changes). */
+  clears: number
 }
 
 export interface CacheStageOptions {
@@ -61,22 +60,13 @@ export interface CacheStageOptions {
   /** How long a coalesced miss waits for the shared upstream response before sending its own. */
   readonly coalesceTimeoutMs: number
   readonly logger: Logger
-  readonly metrics?: CacheMetricsSink | undefined
   /** Clock in ms (tests); default Date.now. */
   readonly now?: () => number
   /** --trust-proxy: peers whose X-Forwarded-Host reaches the origin as sent (headers.ts). */
   readonly trustForwarded?: (peerAddress: string) => boolean
 }
 
-export interface CacheStageStats extends CacheStats {
-  /** Responses stored. */
-  readonly stored: number
-  /** Misses answered from another request's upstream response. */
-  readonly coalesced: number
-  /** Stored responses dropped by unsafe methods (RFC 9111 §4.4). */
-  readonly invalidated: number
-  /** Whole-cache clears (content revision changes). */
-  readonly clears: number
+export interface CacheStageStats extends CacheStats, Readonly<CacheTallies> {
   /** Keys remembered as not storable: their misses skip coalescing (pass-memory.ts). */
   readonly uncacheableKeys: number
 }
@@ -94,7 +84,6 @@ interface MissWays {
 /** The next stage: balance and exchange, with the recorder for the response (none: untouched). */
 export type Forward = (recorder: ResponseRecorder | undefined) => void
 
-const NO_SINK: CacheMetricsSink = Object.freeze({})
 /** Uncacheable keys remembered at most (pass-memory.ts), and their total length. */
 const PASS_MEMORY_KEYS = 10_000
 const PASS_MEMORY_CHARS = 4 * 1024 * 1024
@@ -107,20 +96,18 @@ export class CacheStage {
   /** Keys whose misses skip coalescing: their last response could not be stored. */
   readonly #passes: PassMemory
   readonly #prepared = new WeakMap<CachedEntry, PreparedResponse>()
-  readonly #sink: CacheMetricsSink
+  readonly #t: CacheTallies = {
+    hits: 0, misses: 0, stale: 0, bypasses: { method: 0, 'request-no-cache': 0, precondition: 0 }, stored: 0, storedBytes: 0, coalesced: 0, invalidated: 0, clears: 0
+  }
+
   readonly #log: Logger
   readonly #now: () => number
   readonly #coalesceTimeoutMs: number
-  #stored = 0
-  #coalesced = 0
-  #invalidated = 0
-  #clears = 0
 
   constructor (opts: CacheStageOptions) {
     this.#now = opts.now ?? Date.now
     this.#coalesceTimeoutMs = opts.coalesceTimeoutMs
     this.#log = opts.logger
-    this.#sink = opts.metrics ?? NO_SINK
     this.#store = new ResponseCache({
       maxEntries: opts.maxEntries,
       maxBytes: opts.maxBytes,
@@ -139,8 +126,8 @@ export class CacheStage {
       maxObjectBytes: Math.min(opts.maxObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES, opts.maxBytes),
       onStored: (entry, prepared) => {
         this.#prepared.set(entry, prepared)
-        this.#stored++
-        this.#sink.stored?.(entry.body.length)
+        this.#t.stored++
+        this.#t.storedBytes += entry.body.length
       },
       serveStale: (request, res) => this.#serveStale(request, res),
       onVerdict: (request, storable) => {
@@ -162,7 +149,7 @@ export class CacheStage {
     const method = req.method
     const request = req as CacheRequest
     if (method !== 'GET' && method !== 'HEAD') {
-      this.#sink.bypass?.('method')
+      this.#t.bypasses.method++
       // OPTIONS is safe and not stored: passed on untouched, like the unsafe methods.
       forward(isUnsafeMethod(method ?? '') ? this.#invalidating(request) : undefined)
       return
@@ -182,20 +169,20 @@ export class CacheStage {
     }
     const hit = this.#store.get(request)
     if (hit !== undefined) {
-      this.#sink.hit?.()
+      this.#t.hits++
       this.#write(request, res, this.#preparedFor(hit.entry), hit.ageSec, head)
       return
     }
     if (head) {
       // A HEAD miss is forwarded as a HEAD and not stored (no body to store; policy.ts).
-      this.#sink.miss?.()
+      this.#t.misses++
       forward(this.#fetcher.pass(req, res, true))
       return
     }
     const key = this.#store.coalesceKey(request)
     if (key === undefined) {
       // No cache key (e.g. an odd Host): never stored, never shared.
-      this.#sink.miss?.()
+      this.#t.misses++
       forward(this.#fetcher.pass(req, res, false))
       return
     }
@@ -214,28 +201,21 @@ export class CacheStage {
     this.#store.clear()
     // New content may be cacheable where the old was not.
     this.#passes.clear()
-    this.#clears++
-    this.#sink.cleared?.()
+    this.#t.clears++
     this.#log.info({ reason, entries, bytes }, 'cache cleared')
   }
 
   stats (): CacheStageStats {
     return {
       ...this.#store.stats(),
-      stored: this.#stored,
-      coalesced: this.#coalesced,
-      invalidated: this.#invalidated,
-      clears: this.#clears,
+      ...this.#t,
+      bypasses: { ...this.#t.bypasses },
       uncacheableKeys: this.#passes.size
     }
   }
 
-  close (): void {
-    this.#store.close()
-  }
-
   #bypass (req: IncomingMessage, res: ServerResponse, forward: Forward, head: boolean, reason: CacheBypassReason): void {
-    this.#sink.bypass?.(reason)
+    this.#t.bypasses[reason]++
     // The client asked for the origin: its response may refresh the store (unless the
     // request said no-store, which evaluate() checks), but a stale copy is never the answer.
     forward(head ? this.#fetcher.pass(req, res, false) : this.#fetcher.record(req, res, undefined, false))
@@ -263,7 +243,7 @@ export class CacheStage {
   #coalesce (key: string, request: CacheRequest, res: ServerResponse, io: MissWays, again: boolean): void {
     if (this.#passes.has(key)) {
       // Known not to be storable: nothing to share, so no waiting for another request.
-      this.#sink.miss?.()
+      this.#t.misses++
       io.own()
       return
     }
@@ -275,14 +255,13 @@ export class CacheStage {
     if (lead.settle !== undefined) {
       // The leader answers its own client through the forwarder; its wait is for the others.
       shared.catch(ignore)
-      this.#sink.miss?.()
+      this.#t.misses++
       io.lead(lead.settle)
       return
     }
-    this.#coalesced++
-    this.#sink.coalesced?.()
+    this.#t.coalesced++
     const own = (): void => {
-      this.#sink.miss?.()
+      this.#t.misses++
       io.own()
     }
     shared.then((prepared) => {
@@ -290,7 +269,7 @@ export class CacheStage {
       if (prepared === undefined) {
         own()
       } else if (variantMatches(prepared.entry, request)) {
-        this.#sink.hit?.()
+        this.#t.hits++
         io.answer(prepared, prepared.ageAt(this.#now()))
       } else if (again) {
         const hit = this.#store.get(request)
@@ -300,7 +279,7 @@ export class CacheStage {
           if (variantKey === undefined) own()
           else this.#coalesce(variantKey, request, res, io, false)
         } else {
-          this.#sink.hit?.()
+          this.#t.hits++
           io.answer(this.#preparedFor(hit.entry), hit.ageSec)
         }
       } else {
@@ -334,7 +313,7 @@ export class CacheStage {
       prepared.writeHit(res, hit.ageSec, head)
       return true
     }
-    this.#sink.stale?.()
+    this.#t.stale++
     this.#log.debug({ url: request.url, ageSec: hit.ageSec }, 'upstream failed; serving a stale stored response')
     prepared.writeStale(res, hit.ageSec, head)
     return true
@@ -349,10 +328,7 @@ export class CacheStage {
       const primary = primaryKeyFor(target.host, target.url)
       if (primary !== undefined) this.#fetcher.noteInvalidated(primary)
     }
-    if (dropped > 0) {
-      this.#invalidated += dropped
-      this.#sink.invalidated?.(dropped)
-    }
+    this.#t.invalidated += dropped
   }
 
   #preparedFor (entry: CachedEntry): PreparedResponse {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
-  parseVary, primaryKey, primaryKeyFor, sameVariant, secondaryKey, variantMatches, varyValues
+  parseVary, primaryKey, primaryKeyFor, secondaryKey, variantMatches, varyValues
 } from '../../../src/cache/key.js'
 import { request } from './fixtures.js'
 
@@ -68,14 +68,5 @@ describe('Vary (secondary key)', () => {
   it('secondary key is empty without Vary and distinguishes values otherwise', () => {
     expect(secondaryKey({ varyNames: [], varyValues: [] })).toBe('')
     expect(secondaryKey({ varyNames: ['a'], varyValues: ['x'] })).not.toBe(secondaryKey({ varyNames: ['a'], varyValues: [null] }))
-  })
-
-  it('sameVariant: can a coalesced response serve both requests?', () => {
-    const gzip = request('/', { 'accept-encoding': 'gzip', 'user-agent': 'a' })
-    const br = request('/', { 'accept-encoding': 'br', 'user-agent': 'b' })
-    expect(sameVariant(undefined, gzip, br)).toBe(true)
-    expect(sameVariant('User-Agent', gzip, { ...gzip })).toBe(true)
-    expect(sameVariant('Accept-Encoding', gzip, br)).toBe(false)
-    expect(sameVariant('*', gzip, gzip)).toBe(false)
   })
 })

@@ -7,8 +7,8 @@ import { fakeClock, request, storedEntry } from './fixtures.js'
 
 function setup (opts: Partial<ResponseCacheOptions> = {}): { cache: ResponseCache, time: ReturnType<typeof fakeClock>, evicted: EvictionReason[] } {
   const time = fakeClock()
-  // checkPeriodSec 0: no sweep timer; freshness comes from the injected clock alone.
-  const cache = new ResponseCache({ maxEntries: 100, maxBytes: 10_000_000, checkPeriodSec: 0, now: time.now, ...opts })
+  // Freshness and the store's own expiry both come from the injected clock.
+  const cache = new ResponseCache({ maxEntries: 100, maxBytes: 10_000_000, now: time.now, ...opts })
   const evicted: EvictionReason[] = []
   cache.onEvict((reason) => { evicted.push(reason) })
   return { cache, time, evicted }
@@ -31,7 +31,7 @@ describe('ResponseCache', () => {
     expect(cache.get(request('/a', {}, 'HEAD'))?.entry).toBe(entry)
     expect(cache.get(request('/a', {}, 'POST'))).toBeUndefined()
     expect(cache.get(request('/b'))).toBeUndefined()
-    expect(cache.stats()).toMatchObject({ entries: 1, hits: 2, misses: 2 })
+    expect(cache.stats()).toMatchObject({ entries: 1 })
   })
 
   it('refuses to store for a HEAD request or an uncacheable key', () => {
@@ -173,15 +173,14 @@ describe('ResponseCache', () => {
       expect(cache.getStale(request('/a'))).toBeDefined()
       time.advance(1)
       expect(cache.getStale(request('/a'))).toBeUndefined()
-      expect(cache.stats()).toMatchObject({ entries: 0, bytes: 0, stale: 2, expirations: 1, misses: 1, hits: 1 })
+      expect(cache.stats()).toMatchObject({ entries: 0, bytes: 0, expirations: 1 })
       expect(evicted).toEqual(['expired'])
     })
 
-    it('getStale returns fresh entries without counting them as stale', () => {
+    it('getStale returns fresh entries too', () => {
       const { cache, time } = setup({ staleIfErrorSec: 30 })
-      put(cache, time.now(), '/a')
-      expect(cache.getStale(request('/a'))).toBeDefined()
-      expect(cache.stats().stale).toBe(0)
+      const entry = put(cache, time.now(), '/a')
+      expect(cache.getStale(request('/a'))?.entry).toBe(entry)
     })
 
     it('no stale serving without a window or when the response forbids it', () => {
@@ -208,19 +207,15 @@ describe('ResponseCache', () => {
       expect(cache.get(request('/a'))).toBeUndefined()
     })
 
-    it("node-cache's sweep frees entries nobody asks for again", () => {
-      vi.useFakeTimers()
-      const cache = new ResponseCache({ maxEntries: 10, maxBytes: 1_000_000, checkPeriodSec: 1 })
-      const expired: EvictionReason[] = []
-      cache.onEvict((reason) => { expired.push(reason) })
+    it('entries nobody asks for again are freed once their lifetime and stale window are over', () => {
+      const { cache, time, evicted } = setup({ staleIfErrorSec: 10 })
       const req = request('/a')
-      cache.set(req, storedEntry(req, Date.now(), { headers: { 'cache-control': 'max-age=2' } }))
-      vi.advanceTimersByTime(2_000)
-      expect(cache.stats().entries).toBe(1) // node-cache keeps a 1 s grace beyond our expiry
-      vi.advanceTimersByTime(2_000)
+      cache.set(req, storedEntry(req, time.now(), { headers: { 'cache-control': 'max-age=2' } }))
+      time.advance(2_000 + 10_000)
+      expect(cache.stats().entries).toBe(1) // a 1 s grace beyond our own expiry
+      time.advance(1_001)
       expect(cache.stats()).toMatchObject({ entries: 0, bytes: 0, expirations: 1 })
-      expect(expired).toEqual(['expired'])
-      cache.close()
+      expect(evicted).toEqual(['expired'])
     })
   })
 
@@ -240,14 +235,15 @@ describe('ResponseCache', () => {
       expect(cache.invalidateUrl('bad/host', '/a')).toBe(0)
     })
 
-    it('clear drops everything but keeps the counters', () => {
-      const { cache, time } = setup()
+    it('clear drops everything but keeps the counters, and reports no eviction', () => {
+      const { cache, time, evicted } = setup({ maxEntries: 2 })
       put(cache, time.now(), '/a')
       put(cache, time.now(), '/b')
-      cache.get(request('/a'))
+      put(cache, time.now(), '/c')
       cache.clear()
-      expect(cache.get(request('/a'))).toBeUndefined()
-      expect(cache.stats()).toEqual({ entries: 0, bytes: 0, hits: 1, misses: 1, stale: 0, evictions: 0, expirations: 0 })
+      expect(cache.get(request('/b'))).toBeUndefined()
+      expect(cache.stats()).toEqual({ entries: 0, bytes: 0, evictions: 1, expirations: 0 })
+      expect(evicted).toEqual(['capacity'])
       put(cache, time.now(), '/a')
       expect(cache.get(request('/a'))).toBeDefined()
     })
