@@ -60,11 +60,28 @@ export function killRemaining (ids: readonly ProcessId[]): void {
   }
 }
 
-/** Stops `p` with `signal` (SIGKILL after `graceMs`), then whatever of its tree is left. */
+/**
+ * Stops `p` with `signal` (SIGKILL after `graceMs`), then whatever of its tree is left. The
+ * wait is for the process's exit, not for its pipes to close: children that outlive it hold
+ * the pipes they inherited open until they are stopped too.
+ */
 export async function stopTree (p: TrackedProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+  if (!p.running) return
   const tree = descendants(p.pid)
-  await p.stop(signal, graceMs)
+  const child = p.child
+  const exited = child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise<void>(resolve => { child.once('exit', () => { resolve() }) })
+  p.signal(signal)
+  let timer: NodeJS.Timeout | undefined
+  const grace = new Promise<'grace'>(resolve => { timer = setTimeout(() => { resolve('grace') }, graceMs) })
+  if (await Promise.race([exited, grace]) === 'grace') {
+    p.kill()
+    await exited
+  }
+  clearTimeout(timer)
   killRemaining(tree)
+  await p.exited
 }
 
 /** The full path of the executable `name` in PATH or the sbin directories; undefined if none. */

@@ -120,8 +120,8 @@ describe('formatReport and toJson', () => {
 
   it('writes one JSON document with every round, the medians, the ratios and null for NaN', () => {
     const doc = JSON.parse(toJson(rec)) as {
-      format: string,
-      command: string,
+      format: string
+      command: string
       skipped: string[]
       cases: Array<{ name: string, median: { rps: number, pacedP99: number | null }, rounds: unknown[] }>
       ratios: Array<{ section: string, label: string, a: string, b: string, ofMedians: number, met: boolean }>
