@@ -52,6 +52,6 @@ describe('process trees', () => {
     await stopTree(sh, 'SIGTERM', 200)
     expect(sh.exitInfo?.signal).toBe('SIGKILL')
     // SIGKILL is delivered at once, but the kernel may take a moment to finish the process.
-    await until(() => running(child) ? undefined : true, { timeoutMs: ms(5000), message: `sleep ${child} stopped` })
+    await until(() => !running(child), { timeoutMs: ms(5000), message: `sleep ${child} stopped` })
   })
 })
