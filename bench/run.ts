@@ -127,7 +127,7 @@ async function main (knobs: Knobs, command: string, wrk: string): Promise<void> 
           ` errors ${round.errors}\n`)
       }
     }
-    const blocks = await mirrored(cases.filter(c => MIRRORED_CASES.includes(c.name)), knobs, load)
+    const blocks = await mirrored(MIRRORED_CASES.flatMap(name => cases.filter(c => c.name === name)), knobs, load)
     const record = {
       command,
       date: new Date().toISOString(),
