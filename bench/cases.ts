@@ -9,7 +9,7 @@ import pino from 'pino'
 import { request } from 'undici'
 import { startZooKeeper, type ZkCluster } from '../test/support/zookeeper.js'
 import { freePort } from '../test/support/ports.js'
-import { spawnTracked, type TrackedProcess } from '../test/support/processes.js'
+import { describeExit, spawnTracked, type TrackedProcess } from '../test/support/processes.js'
 import { CreateMode, ZkSession } from '../src/zk/index.js'
 import { PEERS, skipLine, type Peer } from './peers.js'
 import { findBinary, stopTree } from './proc.js'
@@ -128,7 +128,11 @@ async function fetchStatus (url: string, header?: string): Promise<number | stri
 async function waitUntil (what: string, p: TrackedProcess, ok: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 20_000
   while (Date.now() < deadline) {
-    if (!p.running) throw new Error(`${p.name} exited before ${what}:\n${p.tail(10)}`)
+    if (!p.running) {
+      // Its last line of output is usually the reason (a config error, a port in use).
+      const last = p.output().split('\n').map(l => l.trim()).filter(l => l !== '').at(-1) ?? 'no output'
+      throw new Error(`${p.name} exited (${describeExit(p.exitInfo!)}) before ${what}: ${last}`)
+    }
     if (await ok()) return
     await new Promise(resolve => setTimeout(resolve, 50))
   }
@@ -163,8 +167,8 @@ async function startPeer (f: Fixture, peer: Peer): Promise<Case | string> {
     if (peer.hits) await waitUntil(`${peer.name} answering from its cache`, p, async () => (await fetchStatus(url, 'x-cache')) === 'HIT')
   } catch (err) {
     await stopTree(p, peer.stopSignal, 3000)
-    process.stderr.write(`${(err as Error).message}\n`)
-    return `skip ${peer.name}: it did not start (${(err as Error).message.split('\n')[0] ?? ''})`
+    process.stderr.write(`${peer.name} output:\n${p.tail(10)}\n`)
+    return `skip ${peer.name}: it did not start: ${(err as Error).message.split('\n')[0] ?? ''}`
   }
   return { name: peer.name, describe: `${peer.describe} (${peer.binary} ${version(binary, peer.versionArgs)})`, url, pid: p.pid, paced: peer.name === 'nginx' }
 }
