@@ -1,6 +1,6 @@
-// The ceiling a cache hit is measured against (issue: "a bare node:http server answering the
-// same bytes from memory"): a bare node:http server sending exactly the head fields and body
-// of one zkproxy cache hit, captured by bench/run.ts, from memory, for every request.
+// The ceiling a cache hit is measured against: a bare node:http server sending exactly the
+// head fields and body of one zkproxy cache hit, captured by bench/cases.ts, from memory, for
+// every request (the most one Node process can do for a hit).
 // Usage: node dist/bench/ceiling.js PORT FILE   (FILE: JSON { status, fields: [name, value, …], body: base64 })
 import { serve } from './serve.js'
 import { readFileSync } from 'node:fs'

@@ -1,9 +1,9 @@
 // The floor of this stack: the least a proxy built on node:http and undici can do per request.
 // Node's HTTP server hands each request straight to undici's dispatcher (round-robin over fixed
 // upstreams) and the response straight back; no discovery, counting, failover, timeouts,
-// request checks or metrics, and only the hop-by-hop header rules. zkproxy's raw path
-// (src/proxy/fast-forward.ts) is this plus its rules; the gap between them is what those
-// rules cost, and the gap between this and nginx is what the runtime costs.
+// request checks or metrics, and only the hop-by-hop header rules. zkproxy's request path is
+// this plus its rules; the gap between them is what those rules cost, and the gap between
+// this and nginx is what the runtime costs.
 // Usage: node dist/bench/floor-forward.js PORT UPSTREAM_URL...
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Agent, type Dispatcher } from 'undici'

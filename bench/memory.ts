@@ -1,5 +1,5 @@
-// `npm run bench:memory`: how much a large download grows the proxy's resident memory (issue:
-// "a 64 MB download through the proxy keeps the proxy's RSS growth under 32 MB"). One proxy
+// `npm run bench:memory`: how much a large download grows the proxy's resident memory (the
+// target: a 64 MB download through the proxy grows its RSS by under 32 MB). One proxy
 // process per cache mode, a backend streaming the body from memory, ordinary small requests
 // first (so start-up and heap sizing are not counted), then DOWNLOADS downloads one
 // after the other; the figure is the largest growth of the proxy's RSS during a download

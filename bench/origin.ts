@@ -1,6 +1,6 @@
-// The fixed origin for benchmarks: a bare node:http server answering every path with the same
-// 1 KiB body from memory. It is also the ceiling a cache hit is measured against (the fastest
-// a single Node process can answer these bytes). Usage: node dist/bench/origin.js PORT NAME
+// The fixed origin for benchmarks: a bare node:http server answering every path and method
+// with the same 1 KiB body from memory (a request body is read and dropped by node:http).
+// Usage: node dist/bench/origin.js PORT NAME
 import { serve } from './serve.js'
 
 const port = Number(process.argv[2] ?? 0)

@@ -1,4 +1,4 @@
-// The bench's fixed servers (origin.ts, ceiling.ts): a node:http server on 127.0.0.1 with
+// The bench's own servers (origin.ts, ceiling.ts, floor-forward.ts): a node:http server on 127.0.0.1 with
 // long keep-alive that prints "ready PORT" for bench/run.ts and exits on SIGTERM.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 
