@@ -143,6 +143,8 @@ export interface CommonConfig {
   readonly logPretty: boolean
 }
 
+export type UpstreamHost = 'client' | 'target'
+
 export interface ProxyConfig extends CommonConfig {
   readonly listen: HostPort
   readonly admin: HostPort | undefined
@@ -167,6 +169,10 @@ export interface ProxyConfig extends CommonConfig {
   readonly staleIfErrorSec: number
   readonly accessLog: boolean
   readonly drainMs: number
+  /** --upstream-host: which Host the target gets. */
+  readonly upstreamHost: UpstreamHost
+  readonly tunnelIdleTimeoutMs: number
+  readonly maxTunnels: number
   /** --allow-targets entries (see src/registry/address-policy.ts). */
   readonly allowTargets: readonly string[]
   /** --trust-proxy CIDRs: peers whose X-Forwarded-Proto/-Host are kept. */
@@ -248,7 +254,13 @@ export const commandOptions = {
     .addOption(opt('--tls-cert <file>', 'serve HTTPS on --listen with this certificate chain (PEM; needs --tls-key)'))
     .addOption(opt('--tls-key <file>', 'private key for --tls-cert (PEM)'))
     .addOption(opt('--upstream-ca <file>', 'CA certificates (PEM) trusted for https:// targets, instead of Node\'s bundled ones'))
-    .addOption(opt('--drain-ms <ms>', 'on SIGTERM, time to finish in-flight requests', parseWholeNumber(0, 600_000), 5000)),
+    .addOption(opt('--drain-ms <ms>', 'on SIGTERM, time to finish in-flight requests (and open tunnels)', parseWholeNumber(0, 600_000), 5000))
+    .addOption(opt('--upstream-host <client|target>', 'Host sent to targets: the client\'s, or the target\'s own host:port', (v) => {
+      if (v !== 'client' && v !== 'target') throw new InvalidArgumentError('expected client or target')
+      return v
+    }, 'client' as UpstreamHost))
+    .addOption(opt('--tunnel-idle-timeout-ms <ms>', 'a WebSocket tunnel with no byte either way for this long is closed', parseWholeNumber(1, 86_400_000), 300_000))
+    .addOption(opt('--max-tunnels <n>', 'open WebSocket tunnels at most (503 beyond)', parseWholeNumber(0), 10_000)),
   replica: (cmd: Command) => commonOptions(cmd)
     .addOption(opt('--port <port>', 'port to serve on (0: any free port)', parseWholeNumber(0, 65535)).makeOptionMandatory())
     .addOption(opt('--host <host>', 'address to serve on (and to register)', (v) => v.trim(), '127.0.0.1'))
@@ -348,6 +360,9 @@ export function proxyConfig (raw: Raw): ProxyConfig {
     staleIfErrorSec: raw['staleIfError'] as number,
     accessLog: raw['accessLog'] === true,
     drainMs: raw['drainMs'] as number,
+    upstreamHost: raw['upstreamHost'] as UpstreamHost,
+    tunnelIdleTimeoutMs: raw['tunnelIdleTimeoutMs'] as number,
+    maxTunnels: raw['maxTunnels'] as number,
     allowTargets: raw['allowTargets'] as string[],
     trustProxy: (raw['trustProxy'] as string[] | undefined) ?? [],
     tls: tlsFrom(raw),

@@ -36,6 +36,7 @@ export const errorCatalogue = {
   ZKPROXY_ERR_PROXY_BODY_TOO_LARGE: { message: 'request body too large', statusCode: 413, error: 'body_too_large' },
   ZKPROXY_ERR_PROXY_TOO_MANY_HEADERS: { message: 'too many request header fields', statusCode: 431, error: 'too_many_headers' },
   ZKPROXY_ERR_PROXY_METHOD_NOT_ALLOWED: { message: 'method not forwarded', statusCode: 405, error: 'method_not_allowed' },
+  ZKPROXY_ERR_PROXY_TOO_MANY_TUNNELS: { message: 'too many open tunnels', statusCode: 503, error: 'too_many_tunnels' },
   ZKPROXY_ERR_PROXY_SHUTTING_DOWN: { message: 'the proxy is shutting down', statusCode: 503, error: 'shutting_down' },
   ZKPROXY_ERR_PROXY_INTERNAL: { message: 'internal error', statusCode: 500, error: 'internal_error' },
   ZKPROXY_ERR_PROXY_LISTEN: { message: 'cannot listen on the requested address' },

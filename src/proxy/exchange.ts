@@ -157,6 +157,11 @@ export class Exchange {
     return false
   }
 
+  /** Sends the written head at once (Node holds it back until the first body byte otherwise). */
+  flushHead (): void {
+    this.#res.flushHeaders()
+  }
+
   finish (): void {
     this.#res.end()
     // After the last byte was handed on: storing never holds up the response.
@@ -191,6 +196,18 @@ export class Exchange {
     if (stage === 'timeout') writeProblem(this.#req, res, 'ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT', `target ${t.name} did not answer in time`)
     else writeProblem(this.#req, res, 'ZKPROXY_ERR_PROXY_UPSTREAM_FAILED', exhaustedMessage(this.#tries, this.#ctx.attempts, t, err), { attempts: this.#tries.n })
   }
+}
+
+/**
+ * Responses whose head is passed on at once instead of with the first body byte: server-sent
+ * events (`text/event-stream`), and any response whose target says `X-Accel-Buffering: no`
+ * (nginx's convention for a response that must not be held back).
+ */
+export function streamsAtOnce (headers: ResponseHeaders): boolean {
+  const type = headers['content-type']
+  if (typeof type === 'string' && type.trimStart().toLowerCase().startsWith('text/event-stream')) return true
+  const buffering = headers['x-accel-buffering']
+  return typeof buffering === 'string' && buffering.trim().toLowerCase() === 'no'
 }
 
 /** True when `err` or one of its causes carries `code` (undici may wrap a body stream's error). */
@@ -245,8 +262,14 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
     this.#status = statusCode
     const fields = this.#exchange.onHead(this, statusCode, headers)
-    if (fields === undefined) this.#dropping = true
-    else this.#head = fields
+    if (fields === undefined) {
+      this.#dropping = true
+      return
+    }
+    this.#head = fields
+    // A stream of events starts when it starts: its head goes out now, not with a first event
+    // that may come minutes later. A failure after this is a cut, not a failover.
+    if (streamsAtOnce(headers) && this.#flushHead()) this.#exchange.flushHead()
   }
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -2,9 +2,10 @@
 // the Connection header names, belong to one connection and are never forwarded. The proxy
 // adds X-Forwarded-For (appended to: a client's value is kept but never trusted as its
 // address), X-Forwarded-Proto and X-Forwarded-Host (set: what the client sent there is
-// replaced, unless the peer is a --trust-proxy address) and Via. Host: the target's host:port
-// (like nginx's default `proxy_set_header Host $proxy_host`); the client's Host travels in
-// X-Forwarded-Host.
+// replaced, unless the peer is a --trust-proxy address) and Via. Host: the client's, unchanged
+// (as Traefik and Caddy do: virtual hosts, absolute redirects and cookies keep working), or with
+// --upstream-host target the target's own host:port (nginx's default); X-Forwarded-Host carries
+// the client's Host either way.
 import type { IncomingHttpHeaders } from 'node:http'
 
 // RFC 9110 §7.6.1 plus the de-facto ones; `expect` and `upgrade` are also refused by undici.
@@ -38,12 +39,13 @@ function appendVia (existing: unknown): string {
  * The request's header fields for the upstream, as the flat `[name, value, …]` list undici
  * takes, built in one pass over Node's header object (repeated fields joined or kept exactly as
  * Node does). `client` is the downstream peer's address, taken when the request arrived (a
- * client that resets after sending has no socket address any more). Host is left out: undici
- * sends the target's host:port.
+ * client that resets after sending has no socket address any more). With `passHost` the
+ * client's Host goes first; without it, undici sends the target's host:port.
  */
-export function upstreamHeaderList (headers: IncomingHttpHeaders, client: string, proto: string, trustedPeer: boolean): string[] {
+export function upstreamHeaderList (headers: IncomingHttpHeaders, client: string, proto: string, trustedPeer: boolean, passHost = false): string[] {
   const named = connectionNamed(headers.connection)
   const out: string[] = []
+  if (passHost && headers.host !== undefined) out.push('host', headers.host)
   for (const name of Object.keys(headers)) {
     switch (name) {
       case 'host': case 'via': case 'x-forwarded-for': case 'x-forwarded-proto': case 'x-forwarded-host':

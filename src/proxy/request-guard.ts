@@ -23,25 +23,31 @@ const TE_ON_HTTP10: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', message
 const TE_NOT_CHUNKED: Rejection = { code: 'ZKPROXY_ERR_PROXY_NOT_IMPLEMENTED', message: 'only Transfer-Encoding: chunked is supported (RFC 9112 §6.1)' }
 const DOT_SEGMENT: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', message: 'dot-segments ("." or "..") in the path are refused' }
 const BACKSLASH: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', message: 'a backslash in the path (RFC 3986 allows none; "/\\host" reads as "//host" to some parsers)' }
+const BAD_HOST: Rejection = { code: 'ZKPROXY_ERR_PROXY_BAD_REQUEST', message: 'invalid Host (RFC 9112 §3.2: uri-host [":" port], no userinfo, path or spaces)' }
 const TOO_MANY_HEADERS: Rejection = { code: 'ZKPROXY_ERR_PROXY_TOO_MANY_HEADERS', message: `more than ${MAX_HEADER_FIELDS} header fields` }
 
 export function checkRequest (req: IncomingMessage): Rejection | undefined {
   const raw = req.rawHeaders
   if (raw.length > 2 * MAX_HEADER_FIELDS) return TOO_MANY_HEADERS
   let hosts = 0
+  let host: string | undefined
   let te: string | undefined
   // One pass over the raw list (not req.headers: Node builds that object on first use).
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     if (name.length === 4) {
       // Spelled "Host" by nearly every client: compared as is before a lower-cased copy is made.
-      if (name === 'Host' || name === 'host' || name.toLowerCase() === 'host') hosts++
+      if (name === 'Host' || name === 'host' || name.toLowerCase() === 'host') {
+        hosts++
+        host = raw[i + 1]!
+      }
     } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
       // Node joins repeated lines with ", ", and so does this.
       te = te === undefined ? raw[i + 1]! : `${te}, ${raw[i + 1]!}`
     }
   }
   if (hosts > 1) return DUPLICATE_HOST
+  if (host !== undefined && !validHost(host)) return BAD_HOST
   if (te !== undefined) {
     if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1) return TE_ON_HTTP10
     // Node de-chunks "gzip, chunked" and would hand us a still-gzipped body with no header
@@ -54,6 +60,17 @@ export function checkRequest (req: IncomingMessage): Rejection | undefined {
   if (backslash !== -1 && !url.slice(0, backslash).includes('?')) return BACKSLASH
   if (hasDotSegment(url)) return DOT_SEGMENT
   return undefined
+}
+
+/**
+ * RFC 9112 §3.2 / RFC 3986 §3.2.2: an IP literal in brackets or a reg-name (unreserved,
+ * pct-encoded, sub-delims), then an optional port of up to five digits (≤ 65535). An empty
+ * Host (allowed for some request forms) passes; userinfo ("user@"), a path or a space does not.
+ */
+export function validHost (host: string): boolean {
+  const m = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::(\d{0,5}))?$/.exec(host)
+  if (m === null) return false
+  return m[1] === undefined || m[1] === '' || Number(m[1]) <= 65535
 }
 
 /** True for "/./", "/../", a trailing "/." or "/..", also percent-encoded (%2e). */

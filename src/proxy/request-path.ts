@@ -8,6 +8,7 @@
 //
 // The access log is a line written when the request ends, not a different path.
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import type { Router } from './router.js'
@@ -19,6 +20,7 @@ import { planBody, readBody, streamBody, type BodyLimits } from './request-body.
 import { Exchange, type ExchangeContext, type RequestBody, type ResponseRecorder } from './exchange.js'
 import { upstreamHeaderList, upstreamTarget } from './headers.js'
 import { noTargetsMessage, writeProblem } from './answers.js'
+import { isWebSocketUpgrade, responseOn, type Tunnels } from './tunnel.js'
 
 /** Methods forwarded. TRACE is not: it would echo credentials a browser attached (cross-site tracing). */
 const FORWARDED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
@@ -38,11 +40,20 @@ export interface RequestPathOptions {
   readonly accessLog?: boolean
   /** True once the listener is draining: new requests on open connections get 503. */
   readonly closing: () => boolean
+  /** Send the client's Host to the target (else the target's own host:port). */
+  readonly passHost: boolean
+  /** WebSocket tunnels. */
+  readonly tunnels: Tunnels
 }
 
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
+export interface RequestPath {
+  /** node:http's 'request' event. */
+  readonly request: (req: IncomingMessage, res: ServerResponse) => void
+  /** node:http's 'upgrade' event: WebSockets are tunnelled, other upgrades answered as plain requests. */
+  readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void
+}
 
-export function createRequestPath (opts: RequestPathOptions): RequestHandler {
+export function createRequestPath (opts: RequestPathOptions): RequestPath {
   const { router, proto, hooks, cache, limits, closing } = opts
   const log = opts.logger
   const ctx: ExchangeContext = { router, dispatcher: opts.dispatcher, attempts: opts.attempts, log, hooks }
@@ -83,7 +94,7 @@ export function createRequestPath (opts: RequestPathOptions): RequestHandler {
       const exchange = new Exchange(ctx, req, res, {
         method,
         path: upstreamTarget(url),
-        headers: upstreamHeaderList(req.headers, client || 'unknown', proto, trust?.(client) === true),
+        headers: upstreamHeaderList(req.headers, client || 'unknown', proto, trust?.(client) === true, opts.passHost),
         body,
         recorder,
         startedAt
@@ -115,7 +126,7 @@ export function createRequestPath (opts: RequestPathOptions): RequestHandler {
     if (opts.accessLog === true) life.onEnd((gone) => { logRequest(log, req, res, client, startedAt, gone, forwardedTo?.target?.name) })
   }
 
-  return (req, res) => {
+  const request = (req: IncomingMessage, res: ServerResponse): void => {
     try {
       handle(req, res)
     } catch (err) {
@@ -124,6 +135,31 @@ export function createRequestPath (opts: RequestPathOptions): RequestHandler {
       writeProblem(req, res, 'ZKPROXY_ERR_PROXY_INTERNAL', undefined, undefined, CLOSE)
     }
   }
+
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Errors on the raw socket are the client's business; without a listener they would crash us.
+    socket.on('error', () => { socket.destroy() })
+    if (!isWebSocketUpgrade(req)) {
+      // h2c and any other upgrade: never tunnelled, answered as a plain request without it.
+      if (head.length > 0) socket.unshift(head)
+      request(req, responseOn(req, socket))
+      return
+    }
+    const res = (): ServerResponse => responseOn(req, socket)
+    try {
+      const bad = checkRequest(req)
+      if (bad !== undefined) { writeProblem(req, res(), bad.code, bad.message, undefined, CLOSE); return }
+      if (closing()) { writeProblem(req, res(), 'ZKPROXY_ERR_PROXY_SHUTTING_DOWN', undefined, undefined, CLOSE); return }
+      const client = req.socket.remoteAddress ?? ''
+      const headers = upstreamHeaderList(req.headers, client || 'unknown', proto, trust?.(client) === true, opts.passHost)
+      opts.tunnels.open(req, socket, head, upstreamTarget(normalizeRequestTarget(req.url ?? '/')), headers)
+    } catch (err) {
+      log.error({ err, url: req.url }, 'upgrade failed')
+      socket.destroy()
+    }
+  }
+
+  return { request, upgrade }
 }
 
 function logRequest (log: Logger, req: IncomingMessage, res: ServerResponse, client: string, startedAt: number, gone: boolean, target: string | undefined): void {

@@ -12,10 +12,12 @@ import type { Router } from './router.js'
 import type { ForwardHooks } from './failover.js'
 import type { CacheStage } from './cache-stage.js'
 import { createRequestPath } from './request-path.js'
+import { Tunnels } from './tunnel.js'
 
 /** The proxy's limits, taken from its config (src/config.ts documents each flag). */
 export type ProxyLimits = Pick<ProxyConfig, 'attempts' | 'retryBodyLimitBytes' | 'bodyLimitBytes' | 'connectTimeoutMs' |
-'headersTimeoutMs' | 'bodyTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxHeaderBytes' | 'maxConnections'>
+'headersTimeoutMs' | 'bodyTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxHeaderBytes' | 'maxConnections' |
+'upstreamHost' | 'tunnelIdleTimeoutMs' | 'maxTunnels'>
 
 export interface ProxyServerOptions {
   readonly router: Router
@@ -42,6 +44,7 @@ export interface ProxyServer {
   close: (drainMs: number) => Promise<boolean>
   /** True once close() was called. */
   readonly closing: boolean
+  readonly tunnels: Tunnels
 }
 
 /** How often idle keep-alive connections are closed while draining. */
@@ -72,7 +75,16 @@ export function createProxyServer (opts: ProxyServerOptions): ProxyServer {
     bodyTimeout: limits.bodyTimeoutMs
   })
   let closing = false
-  const handler = createRequestPath({
+  const tunnels = new Tunnels({
+    router: opts.router,
+    dispatcher: agent,
+    attempts: limits.attempts,
+    logger: opts.logger,
+    hooks: opts.hooks,
+    idleTimeoutMs: limits.tunnelIdleTimeoutMs,
+    maxTunnels: limits.maxTunnels
+  })
+  const path = createRequestPath({
     router: opts.router,
     dispatcher: agent,
     attempts: limits.attempts,
@@ -82,11 +94,14 @@ export function createProxyServer (opts: ProxyServerOptions): ProxyServer {
     hooks: opts.hooks,
     cache: opts.cache,
     accessLog: opts.accessLog === true,
-    closing: () => closing
+    closing: () => closing,
+    passHost: limits.upstreamHost === 'client',
+    tunnels
   })
   const server = tls === undefined
-    ? createServer(serverOptions, handler)
-    : createTlsServer({ ...serverOptions, key: tls.key, cert: tls.cert }, handler)
+    ? createServer(serverOptions, path.request)
+    : createTlsServer({ ...serverOptions, key: tls.key, cert: tls.cert }, path.request)
+  server.on('upgrade', path.upgrade)
   if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections
 
   const listen = async (host: string, port: number): Promise<string> => {
@@ -113,6 +128,7 @@ export function createProxyServer (opts: ProxyServerOptions): ProxyServer {
       const sweep = setInterval(() => { server.closeIdleConnections() }, DRAIN_SWEEP_MS)
       server.closeIdleConnections()
       let timer: NodeJS.Timeout | undefined
+      // Open tunnels keep their sockets, so `done` also waits for them to end on their own.
       const drained = await Promise.race([
         done.then(() => true),
         new Promise<boolean>((resolve) => { timer = setTimeout(() => { resolve(false) }, drainMs) })
@@ -120,8 +136,9 @@ export function createProxyServer (opts: ProxyServerOptions): ProxyServer {
       clearTimeout(timer)
       clearInterval(sweep)
       if (!drained) {
-        opts.logger.warn({ drainMs }, 'drain period over; closing remaining connections')
+        opts.logger.warn({ drainMs, tunnels: tunnels.size }, 'drain period over; closing remaining connections and tunnels')
         // Their requests end (connection.ts), which cuts their upstream requests.
+        tunnels.closeAll()
         server.closeAllConnections()
         await done
       }
@@ -136,6 +153,7 @@ export function createProxyServer (opts: ProxyServerOptions): ProxyServer {
     server,
     listen,
     close,
+    tunnels,
     get closing () { return closing }
   }
 }

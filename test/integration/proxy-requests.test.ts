@@ -63,7 +63,7 @@ function echoOf (text: string): Echo {
 }
 
 describe('headers', () => {
-  it('appends X-Forwarded-For, sets X-Forwarded-Proto/-Host and Via, and strips hop-by-hop request headers', async () => {
+  it('passes Host on, appends X-Forwarded-For, sets X-Forwarded-Proto/-Host and Via, and strips hop-by-hop request headers', async () => {
     const r = await raw('GET /h HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close, x-client-private\r\nX-Client-Private: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic eA==\r\nTE: trailers\r\nX-Forwarded-Proto: https\r\n\r\n')
     expect(r.status).toBe(200)
     const echo = echoOf(r.text)
@@ -72,7 +72,8 @@ describe('headers', () => {
     expect(echo.headers['x-forwarded-host']).toBe('shop.example')
     expect(echo.headers.via).toBe('1.1 zkproxy')
     for (const h of ['x-client-private', 'keep-alive', 'proxy-authorization', 'te']) expect(echo.headers[h]).toBeUndefined()
-    expect(echo.headers.host).toBe(`127.0.0.1:${backend.port}`)
+    // The client's Host reaches the target unchanged (--upstream-host client, the default).
+    expect(echo.headers.host).toBe('shop.example')
   })
 
   it('strips hop-by-hop response headers and those the upstream Connection header names', async () => {

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { describe, expect, it } from 'vitest'
-import { MAX_HEADER_FIELDS, checkRequest, hasDotSegment } from '../../../src/proxy/request-guard.js'
+import { MAX_HEADER_FIELDS, checkRequest, hasDotSegment, validHost } from '../../../src/proxy/request-guard.js'
 
 /** The fields of Node's request that checkRequest reads (the raw header list, the version, the url). */
 function req (rawHeaders: string[], url = '/', minor = 1): IncomingMessage {
@@ -26,6 +26,20 @@ describe('checkRequest', () => {
     expect(checkRequest(req(['Host', 'a', 'Transfer-Encoding', 'chunked'], '/', 0))?.message).toMatch(/HTTP\/1\.0/)
     expect(checkRequest(req(['Host', 'a', 'transfer-encoding', 'gzip', 'Transfer-Encoding', 'chunked']))?.code).toBe('ZKPROXY_ERR_PROXY_NOT_IMPLEMENTED')
     expect(checkRequest(req(['Host', 'a', 'TRANSFER-ENCODING', 'Chunked']))).toBeUndefined()
+  })
+
+  it.each([
+    'example.com', 'Example.COM:9000', '127.0.0.1:80', '[::1]:8080', '[2001:db8::1]', 'xn--bcher-kva.example', 'a_b.example', ''
+  ])('accepts the Host %j', (host) => {
+    expect(validHost(host)).toBe(true)
+    expect(checkRequest(req(['Host', host]))).toBeUndefined()
+  })
+
+  it.each([
+    'user@evil.com', 'user@evil.com/x y', 'a.com/x', 'a b', 'a.com:99999', 'a.com:80x', 'a.com:1:2', '[::1', 'a\\b', 'a?b', 'a#b'
+  ])('refuses the Host %j with 400 (RFC 9112 §3.2)', (host) => {
+    expect(validHost(host)).toBe(false)
+    expect(checkRequest(req(['Host', host]))?.message).toMatch(/invalid Host/)
   })
 
   it('refuses a backslash in the path, not in the query', () => {
