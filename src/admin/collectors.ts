@@ -77,6 +77,34 @@ export function registerCollectors (registry: Registry, view: () => RuntimeView 
   mirror('zkproxy_count_failures_total', 'Count writes that failed (the requests are kept for the next flush).', v => v.counter.stats.failures)
   mirror('zkproxy_count_dropped_total', 'Counted requests dropped because their target left or was re-created.', v => v.counter.stats.dropped)
 
+  gauge('zkproxy_tunnels_open', 'WebSocket tunnels open now.', v => v?.listener.tunnels.stats().open ?? 0)
+  mirror('zkproxy_tunnels_opened_total', 'WebSocket tunnels opened (upgrades sent to a target).', v => v.listener.tunnels.stats().opened)
+  mirror('zkproxy_tunnels_refused_total', 'WebSocket upgrades refused with 503 because --max-tunnels were open.', v => v.listener.tunnels.stats().refused)
+  registry.registerMetric(new Counter({
+    name: 'zkproxy_tunnels_closed_total',
+    help: 'WebSocket tunnels ended, by reason: client or target closed, idle timeout, drain, error.',
+    labelNames: ['reason'],
+    registers: [],
+    collect () {
+      this.reset()
+      const closed = view()?.listener.tunnels.stats().closed
+      if (closed !== undefined) for (const [reason, n] of Object.entries(closed)) if (n > 0) this.inc({ reason }, n)
+    }
+  }))
+  registry.registerMetric(new Counter({
+    name: 'zkproxy_tunnel_bytes_total',
+    help: 'Bytes carried by WebSocket tunnels, by direction: up (client to target) or down.',
+    labelNames: ['direction'],
+    registers: [],
+    collect () {
+      this.reset()
+      const s = view()?.listener.tunnels.stats()
+      if (s !== undefined && s.bytesUp > 0) this.inc({ direction: 'up' }, s.bytesUp)
+      if (s !== undefined && s.bytesDown > 0) this.inc({ direction: 'down' }, s.bytesDown)
+    }
+  }))
+  perTarget('zkproxy_target_tunnels', 'WebSocket tunnels this proxy has open to the target.', (t) => view()?.listener.tunnels.perTarget().get(t.name) ?? 0)
+
   mirror('zkproxy_cache_hits_total', 'Requests answered from a fresh cached response (304s from it and coalesced waiters included).', v => v.cache?.stats().hits)
   mirror('zkproxy_cache_misses_total', 'Cache lookups with no usable response: the request was forwarded.', v => v.cache?.stats().misses)
   mirror('zkproxy_cache_stale_total', 'Stale cached responses served because every target failed (stale-if-error).', v => v.cache?.stats().stale)

@@ -240,7 +240,7 @@ export function dashboardClient (): void {
     setText(q('.pct'), total === 0 ? '—' : `${nf1.format(share * 100)}%`)
     setText(q('.c-rps'), nf1.format(r.rps))
     setText(q('.c-requests'), nf.format(t.requests))
-    setText(q('.c-inflight'), nf.format(t.inFlight))
+    setText(q('.c-inflight'), t.tunnels > 0 ? `${nf.format(t.inFlight)} (${nf.format(t.tunnels)} WebSocket)` : nf.format(t.inFlight))
     const resp = q('.c-responses')
     const parts: Array<[string, number, string]> = [['2xx', t.responses['2xx'] + t.responses['1xx'] + t.responses['3xx'], 'ok'], ['4xx', t.responses['4xx'], 'warn'], ['5xx', t.responses['5xx'] + t.responses.other, 'bad']]
     const key = parts.map(p => p[1]).join('/') + `/${t.failovers}`

@@ -127,7 +127,7 @@ const BODY = `
     <div class="scroll"><table id="targets">
       <thead><tr>
         <th>Target</th><th>Status</th><th>Share of traffic</th><th class="num">Req/s</th><th class="num" title="All proxies' requests, as counted in ZooKeeper">Requests</th>
-        <th class="num" title="Requests this proxy has in flight">In flight</th><th class="h-responses" title="Answers this proxy received">Responses</th><th class="num h-latency" title="Average over the last 5 s, this proxy">Latency</th><th class="h-revision">Revision</th><th class="h-started">Started</th>
+        <th class="num" title="Requests this proxy has in flight, its open WebSocket tunnels included">In flight</th><th class="h-responses" title="Answers this proxy received">Responses</th><th class="num h-latency" title="Average over the last 5 s, this proxy">Latency</th><th class="h-revision">Revision</th><th class="h-started">Started</th>
       </tr></thead>
       <tbody id="rows"></tbody>
       <tbody><tr class="empty" id="empty"><td colspan="10" id="empty-text">Connecting…</td></tr></tbody>

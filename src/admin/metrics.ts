@@ -10,6 +10,7 @@ import { registerCollectors } from './collectors.js'
 import type { RequestCounter } from '../registry/request-counter.js'
 import type { Snapshot, TargetSet } from '../registry/target-set.js'
 import type { CacheStageStats } from '../proxy/cache-stage.js'
+import type { TunnelStats } from '../proxy/tunnel.js'
 import type { ConnectedEvent, SessionState, ZkSession } from '../zk/index.js'
 
 /** What the admin side reads of a running proxy (built by src/cli/proxy-runtime.ts). */
@@ -22,8 +23,8 @@ export interface RuntimeView {
   readonly targets: TargetSet
   /** Absent when --cache-ttl 0. Only `stats()` is read, so any cache with it fits. */
   readonly cache: { stats (): CacheStageStats } | undefined
-  /** The public listener: draining after SIGTERM once `closing`. */
-  readonly listener: { readonly closing: boolean }
+  /** The public listener: draining after SIGTERM once `closing`; its WebSocket tunnels. */
+  readonly listener: { readonly closing: boolean, readonly tunnels: { stats (): TunnelStats, perTarget (): Map<string, number> } }
 }
 
 // Status codes are folded into classes: the label set stays bounded by targets × 6.

@@ -56,7 +56,10 @@ export interface TargetRow {
   readonly url: string
   /** All proxies' requests to it (its ZooKeeper count plus this proxy's unflushed ones). */
   readonly requests: number
+  /** Requests in flight to it from this proxy, its open WebSocket tunnels included. */
   readonly inFlight: number
+  /** Open WebSocket tunnels from this proxy to it. */
+  readonly tunnels: number
   readonly ejected: boolean
   readonly ejectedUntil: string | null
   readonly revision: string | null
@@ -64,6 +67,7 @@ export interface TargetRow {
 }
 
 export function targetRows (v: RuntimeView): TargetRow[] {
+  const tunnels = v.listener.tunnels.perTarget()
   return v.router.targets.map((t) => {
     const until = v.router.isEjected(t) ? v.router.ejections.ejectedUntil(t.name) : undefined
     return {
@@ -71,6 +75,7 @@ export function targetRows (v: RuntimeView): TargetRow[] {
       url: t.info.url,
       requests: t.requests,
       inFlight: t.inFlight,
+      tunnels: tunnels.get(t.name) ?? 0,
       ejected: until !== undefined,
       ejectedUntil: until === undefined ? null : new Date(until).toISOString(),
       revision: t.info.revision ?? null,

@@ -142,7 +142,7 @@ describe('GET /targets', () => {
     const before = await json<Row[]>(`${admin}/targets`)
     expect(before.status).toBe(200)
     expect(before.body).toEqual([
-      { name: 'a', url: a.url, requests: 0, inFlight: 0, ejected: false, ejectedUntil: null, revision: 'rev-a', startedAt },
+      { name: 'a', url: a.url, requests: 0, inFlight: 0, tunnels: 0, ejected: false, ejectedUntil: null, revision: 'rev-a', startedAt },
       expect.objectContaining({ name: 'dead', ejected: false, revision: 'rev-d' })
     ])
 

@@ -137,7 +137,7 @@ describe('WebSocket tunnels', () => {
     expect(await closed(ws)).toBe(1000)
     await until(() => tunnelsOpen(proxy) === 0 && inFlight(proxy) === 0, { message: 'tunnel gone, nothing in flight' })
     // Counted once per tunnel.
-    expect(proxy.router.targets[0]!.count.pending + proxy.router.targets[0]!.count.total).toBe(1)
+    expect(proxy.router.targets[0]!.requests).toBe(1)
   })
 
   it('a close from the target side closes the client too', async () => {
@@ -250,6 +250,26 @@ describe('WebSocket tunnels', () => {
     ws.send('still here')
     expect((await reply).data.toString()).toBe('still here')
     expect(target.wss.clients.size).toBe(1)
+  })
+})
+
+describe('tunnels on the admin listener', () => {
+  it('/targets and /metrics show open tunnels per target, bytes each way, and why tunnels closed', async () => {
+    const { proxy } = await setup([await echoTarget('a')], ['--admin', '127.0.0.1:0'])
+    const ws = await connectWs(wsUrl(proxy))
+    const reply = nextMessage(ws)
+    ws.send('12345')
+    await reply
+    const rows = JSON.parse(await (await request(`${proxy.admin!.url}/targets`)).body.text()) as Array<{ name: string, tunnels: number, inFlight: number }>
+    expect(rows).toMatchObject([{ name: 'a', tunnels: 1, inFlight: 1 }])
+    ws.close()
+    await until(() => tunnelsOpen(proxy) === 0, { message: 'closed' })
+    const text = await (await request(`${proxy.admin!.url}/metrics`)).body.text()
+    expect(text).toMatch(/^zkproxy_tunnels_open 0$/m)
+    expect(text).toMatch(/^zkproxy_tunnels_opened_total 1$/m)
+    // A WebSocket close handshake ends with the target closing TCP, so either side may be first.
+    expect(text).toMatch(/^zkproxy_tunnels_closed_total\{reason="(client|target)"\} 1$/m)
+    expect(text).toMatch(/^zkproxy_tunnel_bytes_total\{direction="up"\} \d+$/m)
   })
 })
 
