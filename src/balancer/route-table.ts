@@ -9,10 +9,9 @@
 //   3. nothing matched: the default pool (targets without routes), if any.
 // Lookup cost does not grow with the number of hosts (two Map lookups) and, within one host,
 // only with that host's own prefixes.
-import type { Route } from '../registry/routes.js'
+import { DEFAULT_POOL_KEY, type Route } from '../registry/routes.js'
 
-/** The default pool's key: parentheses never occur in a route key, so it cannot collide. */
-export const DEFAULT_POOL_KEY = '(default)'
+export { DEFAULT_POOL_KEY }
 
 /** What the table needs of a target: its name and the routes it declares. */
 export interface RoutedTarget {

@@ -15,6 +15,12 @@ export interface Route {
   readonly key: string
 }
 
+/**
+ * The key of the default pool (targets without routes) wherever pools are named: parentheses
+ * never occur in a route key, so it cannot collide with one.
+ */
+export const DEFAULT_POOL_KEY = '(default)'
+
 export type ParseRouteResult = { ok: true, route: Route } | { ok: false, reason: string }
 
 /** DNS limits (RFC 1035): 63 per label, 253 for the whole name. */
