@@ -203,6 +203,8 @@ export interface ReplicaConfig extends CommonConfig {
   readonly exitWithParent: boolean
   /** --route values as given (validated); empty: the default pool. */
   readonly routes: readonly string[]
+  /** --strip-prefix: proxies remove the matched route's path prefix before forwarding. */
+  readonly stripPrefix: boolean
 }
 
 export interface RegisterConfig extends CommonConfig {
@@ -216,6 +218,8 @@ export interface RegisterConfig extends CommonConfig {
   readonly healthyAfter: number
   /** --route values as given (validated); empty: the default pool. */
   readonly routes: readonly string[]
+  /** --strip-prefix: proxies remove the matched route's path prefix before forwarding. */
+  readonly stripPrefix: boolean
 }
 
 export interface DevConfig {
@@ -277,7 +281,8 @@ export const commandOptions = {
     .addOption(opt('--drain-ms <ms>', 'after deregistering on SIGTERM, keep serving this long', parseWholeNumber(0, 600_000), 2000))
     .addOption(opt('--max-age <sec>', 'Cache-Control max-age of served files', parseWholeNumber(0, 31_536_000), 120))
     .addOption(opt('--exit-with-parent', 'shut down gracefully when the parent process goes away (used by `zkproxy dev`)'))
-    .addOption(opt('--route <host[/path-prefix]>', 'serve only requests for this Host (and path prefix); repeatable; *.example.com for any one label (docs/routing.md)').argParser(collectRoutes).default([], 'none: the default pool')),
+    .addOption(opt('--route <host[/path-prefix]>', 'serve only requests for this Host (and path prefix); repeatable; *.example.com for any one label (docs/routing.md)').argParser(collectRoutes).default([], 'none: the default pool'))
+    .addOption(opt('--strip-prefix', 'serve from / what the --route path prefixes name: proxies remove the matched prefix before forwarding')),
   register: (cmd: Command) => commonOptions(cmd)
     .addOption(opt('--url <url>', 'the running backend to register', parseHttpUrl).makeOptionMandatory())
     .addOption(opt('--name <name>', 'target name (default host:port of --url)', parseTargetName))
@@ -287,7 +292,8 @@ export const commandOptions = {
     .addOption(opt('--health-timeout-ms <ms>', 'health check timeout', parseWholeNumber(10, 600_000), 1000))
     .addOption(opt('--unhealthy-after <n>', 'consecutive failed checks before deregistering', parseWholeNumber(1, 100), 3))
     .addOption(opt('--healthy-after <n>', 'consecutive good checks before registering again', parseWholeNumber(1, 100), 1))
-    .addOption(opt('--route <host[/path-prefix]>', 'serve only requests for this Host (and path prefix); repeatable; *.example.com for any one label (docs/routing.md)').argParser(collectRoutes).default([], 'none: the default pool')),
+    .addOption(opt('--route <host[/path-prefix]>', 'serve only requests for this Host (and path prefix); repeatable; *.example.com for any one label (docs/routing.md)').argParser(collectRoutes).default([], 'none: the default pool'))
+    .addOption(opt('--strip-prefix', 'serve from / what the --route path prefixes name: proxies remove the matched prefix before forwarding')),
   dev: (cmd: Command) => cmd
     .addOption(opt('--replicas <n>', 'bundled replicas to start', parseWholeNumber(0, 32), 3))
     .addOption(opt('--listen <host:port>', 'proxy public listener', parseHostPort(true), { host: '0.0.0.0', port: 9000 }, '0.0.0.0:9000'))
@@ -376,6 +382,16 @@ export function proxyConfig (raw: Raw): ProxyConfig {
   })
 }
 
+function routesFrom (raw: Raw): { routes: string[], stripPrefix: boolean } {
+  const routes = (raw['route'] as string[] | undefined) ?? []
+  const stripPrefix = raw['stripPrefix'] === true
+  // Without a path prefix there is nothing to strip: the flag would silently do nothing.
+  if (stripPrefix && !routes.some(r => { const p = parseRoute(r); return p.ok && p.route.pathPrefix !== '/' })) {
+    throw new InvalidArgumentError('--strip-prefix needs a --route with a path prefix (e.g. --route example.com/api)')
+  }
+  return { routes, stripPrefix }
+}
+
 export function replicaConfig (raw: Raw): ReplicaConfig {
   return deepFreeze({
     ...common(raw, 'replicas'),
@@ -387,7 +403,7 @@ export function replicaConfig (raw: Raw): ReplicaConfig {
     drainMs: raw['drainMs'] as number,
     maxAgeSec: raw['maxAge'] as number,
     exitWithParent: raw['exitWithParent'] === true,
-    routes: (raw['route'] as string[] | undefined) ?? []
+    ...routesFrom(raw)
   })
 }
 
@@ -402,7 +418,7 @@ export function registerConfig (raw: Raw): RegisterConfig {
     healthTimeoutMs: raw['healthTimeoutMs'] as number,
     unhealthyAfter: raw['unhealthyAfter'] as number,
     healthyAfter: raw['healthyAfter'] as number,
-    routes: (raw['route'] as string[] | undefined) ?? []
+    ...routesFrom(raw)
   })
 }
 

@@ -63,6 +63,8 @@ export interface TargetRow {
   readonly startedAt: string | null
   /** Its routes in canonical form (`shop.example.com`, `example.com/api`); empty: the default pool. */
   readonly routes: readonly string[]
+  /** `--strip-prefix`: the matched route's path prefix is removed from what it is sent. */
+  readonly stripPrefix: boolean
 }
 
 export function targetRows (v: RuntimeView): TargetRow[] {
@@ -77,7 +79,8 @@ export function targetRows (v: RuntimeView): TargetRow[] {
       ejectedUntil: until === undefined ? null : new Date(until).toISOString(),
       revision: t.info.revision ?? null,
       startedAt: t.info.startedAt ?? null,
-      routes: t.routes?.map(r => r.key) ?? []
+      routes: t.routes?.map(r => r.key) ?? [],
+      stripPrefix: t.info.stripPrefix === true
     }
   })
 }

@@ -52,7 +52,7 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
   try {
     const acls = config.zkAcl === undefined ? undefined : nodeAcls(config.zkAcl)
     registration = new Registration({
-      session, targetsPath: config.targetsPath, cacheAgePath: config.cacheAgePath, name, url, revision: rev.revision, startedAt, routes: config.routes, logger: log, acls
+      session, targetsPath: config.targetsPath, cacheAgePath: config.cacheAgePath, name, url, revision: rev.revision, startedAt, routes: config.routes, stripPrefix: config.stripPrefix, logger: log, acls
     })
   } catch (err) {
     await app.close()

@@ -21,6 +21,8 @@ export interface TargetRow {
   ageMs: number | null
   /** Its routes in canonical form; empty: the default pool. */
   routes: string[]
+  /** `--strip-prefix`: proxies remove the matched route's path prefix before forwarding. */
+  stripPrefix: boolean
 }
 
 /** One pool as every proxy builds it: a route (or the default pool) and the targets serving it. */
@@ -94,7 +96,7 @@ export async function readStatus (session: ZkSession, cfg: StatusConfig, now: nu
       continue
     }
     const t = decoded.target
-    targets.push({ name, url: t.url, requests: t.requests, share: 0, revision: t.revision ?? null, startedAt: t.startedAt ?? null, ageMs: ageOf(t.startedAt, now), routes: t.routes?.map(r => r.key) ?? [] })
+    targets.push({ name, url: t.url, requests: t.requests, share: 0, revision: t.revision ?? null, startedAt: t.startedAt ?? null, ageMs: ageOf(t.startedAt, now), routes: t.routes?.map(r => r.key) ?? [], stripPrefix: t.stripPrefix === true })
   }
   const totalRequests = targets.reduce((sum, t) => sum + t.requests, 0)
   for (const t of targets) t.share = totalRequests === 0 ? 0 : t.requests / totalRequests
@@ -192,7 +194,7 @@ export function formatReport (r: StatusReport): string {
   } else {
     out.push(...table(['TARGET', 'URL', 'REQUESTS', 'SHARE', 'REVISION', 'UP', 'ROUTES'], r.targets.map((t) => [
       t.name, t.url, String(t.requests), `${(t.share * 100).toFixed(1)}%`, t.revision ?? '-', formatAge(t.ageMs),
-      t.routes.length === 0 ? DEFAULT_POOL_KEY : t.routes.join(',')
+      t.routes.length === 0 ? DEFAULT_POOL_KEY : `${t.routes.join(',')}${t.stripPrefix ? ' (strip-prefix)' : ''}`
     ]), new Set([2, 3])))
     out.push(`${r.targets.length} target${r.targets.length === 1 ? '' : 's'}, ${r.totalRequests} requests counted`)
     // Only worth a table once some target declares a route: otherwise it is one default pool.

@@ -9,7 +9,7 @@ import { Ejections } from '../balancer/ejection.js'
 import { LeastUsedStrategy } from '../balancer/least-used.js'
 import { DEFAULT_POOL_KEY, RouteTable } from '../balancer/route-table.js'
 import type { TargetState, Clock, RandomSource } from '../balancer/types.js'
-import type { Route } from '../registry/routes.js'
+import { stripPathPrefix, type Route } from '../registry/routes.js'
 
 /** What the router needs to know of a target (a subset of the registry's TargetInfo). */
 export interface RoutableTarget {
@@ -22,6 +22,8 @@ export interface RoutableTarget {
   readonly startedAt: string | undefined
   /** Empty or absent: the default pool. */
   readonly routes?: readonly Route[] | undefined
+  /** It serves from `/` what its routes' path prefixes name (`--strip-prefix`). */
+  readonly stripPrefix?: boolean | undefined
 }
 
 /** The count cell shared with the batched counter (registry/request-counter.ts). */
@@ -90,6 +92,16 @@ export class Pool {
   next (tried: ReadonlySet<string>): LiveTarget | undefined {
     const name = this.#strategy.pick(this.#targets, tried)
     return name === undefined ? undefined : this.#byName(name)
+  }
+
+  /**
+   * The request target to send to `t` for a request `path` (origin-form) this pool matched:
+   * unchanged, unless `t` declared `--strip-prefix`, which removes the route's path prefix
+   * (`/api/x` → `/x`). Per target, so one pool may mix replicas mounted either way.
+   */
+  upstreamPath (t: LiveTarget, path: string): string {
+    if (this.route === undefined || t.info.stripPrefix !== true) return path
+    return stripPathPrefix(this.route.pathPrefix, path)
   }
 
   /** @internal the router's update */

@@ -11,6 +11,11 @@ export interface TargetData {
   startedAt?: string
   /** `HOST[/PATH-PREFIX]` as given by `--route`; absent (or empty): the default pool. */
   routes?: readonly string[]
+  /**
+   * The target serves from `/` what its routes' path prefixes name: proxies remove the matched
+   * prefix from the path they forward to it (`--strip-prefix`). Absent: false.
+   */
+  stripPrefix?: boolean
 }
 
 /**
@@ -122,7 +127,7 @@ export function decodeTarget (name: string, data: Buffer | null): DecodeTargetRe
 }
 
 function decodeJsonTarget (name: string, json: Record<string, unknown>): DecodeTargetResult {
-  const { url, requests = 0, revision, startedAt, routes } = json
+  const { url, requests = 0, revision, startedAt, routes, stripPrefix } = json
   if (typeof url !== 'string') return fail(`target ${name}: "url" is missing or not a string`)
   const origin = originOf(url)
   if (!origin.ok) return fail(`target ${name}: ${origin.reason}`)
@@ -136,6 +141,9 @@ function decodeJsonTarget (name: string, json: Record<string, unknown>): DecodeT
     return fail(`target ${name}: "startedAt" must be a string`)
   }
 
+  if (stripPrefix !== undefined && typeof stripPrefix !== 'boolean') {
+    return fail(`target ${name}: "stripPrefix" must be true or false`)
+  }
   const parsedRoutes = decodeRoutes(routes)
   if (!parsedRoutes.ok) return fail(`target ${name}: ${parsedRoutes.reason}`)
 
@@ -145,6 +153,7 @@ function decodeJsonTarget (name: string, json: Record<string, unknown>): DecodeT
   if (revision !== undefined) target.revision = revision
   if (startedAt !== undefined) target.startedAt = startedAt
   if (parsedRoutes.routes.length > 0) target.routes = parsedRoutes.routes
+  if (stripPrefix === true) target.stripPrefix = true
   return { ok: true, target }
 }
 
@@ -236,6 +245,7 @@ export function encodeTarget (t: Omit<TargetData, 'routes'> & { routes?: Readonl
   if (t.startedAt !== undefined) ordered.startedAt = t.startedAt
   // No routes: no field at all, so a default-pool target's znode reads as it always did.
   if (t.routes !== undefined && t.routes.length > 0) ordered.routes = t.routes.map(r => typeof r === 'string' ? r : r.key)
+  if (t.stripPrefix === true) ordered.stripPrefix = true
   return Buffer.from(JSON.stringify(ordered), 'utf8')
 }
 

@@ -30,6 +30,8 @@ export interface RegistrationOptions {
   readonly startedAt?: Date
   /** `--route` values (HOST[/PATH-PREFIX]); none: the default pool. */
   readonly routes?: readonly string[] | undefined
+  /** `--strip-prefix`: needs a route with a path prefix. */
+  readonly stripPrefix?: boolean | undefined
   readonly logger: Logger
   /** With --zk-acl-*: the ACLs to put on the targets path, our node and /cacheAge. */
   readonly acls?: NodeAcls | undefined
@@ -96,6 +98,7 @@ export class Registration extends EventEmitter {
   readonly revision: string
   /** The routes written to the znode, as given (duplicates dropped). */
   readonly routes: readonly string[]
+  readonly stripPrefix: boolean
   readonly #routeKeys: readonly string[]
   readonly #opts: RegistrationOptions
   readonly #session: ZkSession
@@ -139,6 +142,10 @@ export class Registration extends EventEmitter {
     }
     this.routes = Object.freeze(routes)
     this.#routeKeys = Object.freeze(keys)
+    this.stripPrefix = opts.stripPrefix === true
+    if (this.stripPrefix && !keys.some(k => k.includes('/'))) {
+      throw createError('ZKPROXY_ERR_CONFIG_INVALID', '--strip-prefix needs a --route with a path prefix')
+    }
     this.#opts = opts
     this.#session = opts.session
     this.#log = opts.logger
@@ -242,7 +249,7 @@ export class Registration extends EventEmitter {
       verify: (data) => {
         const t = decodeTarget(this.name, data)
         return t.ok && t.target.url === this.url && t.target.revision === this.revision && t.target.startedAt === this.#startedAt &&
-          sameKeys(t.target.routes?.map(r => r.key) ?? [], this.#routeKeys)
+          sameKeys(t.target.routes?.map(r => r.key) ?? [], this.#routeKeys) && (t.target.stripPrefix === true) === this.stripPrefix
       },
       beforeCreate: async () => {
         await securePath(this.#session, this.#opts.targetsPath, acls.targets, { purgeChildren: true, logger: this.#log })
@@ -252,7 +259,7 @@ export class Registration extends EventEmitter {
 
   #dataFor (last: Buffer | undefined): Buffer {
     const lastCount = (last === undefined ? undefined : countOf(this.name, last)) ?? this.#lastCount
-    const data: TargetData = { url: this.url, requests: startingCount(lastCount, this.#floor), revision: this.revision, startedAt: this.#startedAt, routes: this.routes }
+    const data: TargetData = { url: this.url, requests: startingCount(lastCount, this.#floor), revision: this.revision, startedAt: this.#startedAt, routes: this.routes, stripPrefix: this.stripPrefix }
     return encodeTarget(data)
   }
 
@@ -286,7 +293,7 @@ export class Registration extends EventEmitter {
         const t = decodeTarget(this.name, data)
         if (!t.ok || t.target.requests >= floor) return undefined
         // Our own node: every field but the count is ours, routes included.
-        return encodeTarget({ url: t.target.url, requests: floor, ...pick(t.target), routes: this.routes })
+        return encodeTarget({ url: t.target.url, requests: floor, ...pick(t.target), routes: this.routes, stripPrefix: this.stripPrefix })
       })
       if (r !== undefined) this.#log.info({ path: this.path, requests: floor }, 'raised the re-created target\'s count to the others\' minimum')
     } catch (err) {

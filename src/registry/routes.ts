@@ -65,6 +65,23 @@ export function parseRoute (s: string): ParseRouteResult {
   return { ok: true, route: { host: name, wildcard, pathPrefix, key } }
 }
 
+/**
+ * The path to forward to a target that declared `--strip-prefix`, for a request `path`
+ * (origin-form, query allowed) that `pathPrefix` covers: the prefix removed, and `/` when
+ * nothing is left. `/api/x?q` → `/x?q`, `/api` → `/`, `/api?q` → `/?q`; a `/` prefix changes
+ * nothing.
+ */
+export function stripPathPrefix (pathPrefix: string, path: string): string {
+  if (pathPrefix === '/' || !path.startsWith(pathPrefix)) return path
+  const rest = path.slice(pathPrefix.length)
+  if (rest === '') return '/'
+  const next = rest.charCodeAt(0)
+  if (next === 0x2f /* / */) return rest
+  if (next === 0x3f /* ? */) return `/${rest}`
+  // Not on a segment boundary (`/apix` under `/api`): the prefix does not cover it.
+  return path
+}
+
 /** Like parseRoute, for callers that want an exception (a RangeError with the reason). */
 export function routeOrThrow (s: string): Route {
   const r = parseRoute(s)

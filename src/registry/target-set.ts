@@ -23,6 +23,8 @@ export interface TargetInfo {
   readonly startedAt: string | undefined
   /** What it serves (`--route`); empty: the default pool, for requests no route matches. */
   readonly routes: readonly Route[]
+  /** Proxies remove the matched route's path prefix from what they forward to it. */
+  readonly stripPrefix: boolean
   /** Changes when the znode is re-created (its czxid): resets ejection and local counts. */
   readonly generation: string
   readonly version: number
@@ -168,6 +170,7 @@ export class TargetSet extends EventEmitter {
           revision: r.target.revision,
           startedAt: r.target.startedAt,
           routes: r.target.routes ?? NO_ROUTES,
+          stripPrefix: r.target.stripPrefix === true,
           generation: String(value.stat.czxid),
           version: value.stat.version,
           bare: /^\s*\d+\s*$/.test(value.data.toString('latin1'))

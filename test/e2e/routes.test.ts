@@ -54,12 +54,13 @@ describe('--route', () => {
   it('replica (flags) and register (ZKPROXY_ROUTE) write their routes; status shows them and the pools', async () => {
     const replica = await startCli([
       'replica', '--zk', zkConnect, '--port', '0', '--name', 'shop-1', '--session-timeout-ms', '4000',
-      '--route', 'Shop.Example.com', '--route', 'example.com/api/'
+      '--route', 'Shop.Example.com', '--route', 'example.com/api/', '--strip-prefix'
     ], 'replica listening')
     procs.push(replica.proc)
     expect(replica.ready['routes']).toEqual(['Shop.Example.com', 'example.com/api/'])
     await until(async () => await observer.exists('/targets/shop-1') !== null, { message: 'replica registered' })
     expect(await routesIn('/targets/shop-1')).toEqual(['Shop.Example.com', 'example.com/api/'])
+    expect(JSON.parse((await observer.get('/targets/shop-1')).data.toString())).toHaveProperty('stripPrefix', true)
     const decoded = decodeTarget('shop-1', (await observer.get('/targets/shop-1')).data)
     expect(decoded.ok && decoded.target.routes?.map(r => r.key)).toEqual(['shop.example.com', 'example.com/api'])
 
@@ -74,9 +75,9 @@ describe('--route', () => {
     const json = await runCli(['status', '--zk', zkConnect, '--json'])
     expect(json.code, json.output).toBe(0)
     const report = JSON.parse(json.output) as StatusReport
-    expect(report.targets.map(t => [t.name, t.routes])).toEqual([
-      ['shop-1', ['shop.example.com', 'example.com/api']],
-      ['shop-2', ['shop.example.com', 'blog.example.com']]
+    expect(report.targets.map(t => [t.name, t.routes, t.stripPrefix])).toEqual([
+      ['shop-1', ['shop.example.com', 'example.com/api'], true],
+      ['shop-2', ['shop.example.com', 'blog.example.com'], false]
     ])
     expect(report.pools).toEqual([
       { route: 'blog.example.com', targets: ['shop-2'] },
@@ -85,7 +86,8 @@ describe('--route', () => {
     ])
     const table = await runCli(['status', '--zk', zkConnect])
     expect(table.code, table.output).toBe(0)
-    expect(table.output).toMatch(/^shop-1\s.*\sshop\.example\.com,example\.com\/api$/m)
+    expect(table.output).toMatch(/^shop-1\s.*\sshop\.example\.com,example\.com\/api \(strip-prefix\)$/m)
+    expect(table.output).toMatch(/^shop-2\s.*\sshop\.example\.com,blog\.example\.com$/m)
     expect(table.output).toMatch(/^shop\.example\.com\s+shop-1, shop-2$/m)
     expect(table.output).toContain('No default pool')
 
@@ -109,5 +111,12 @@ describe('--route', () => {
       expect(r.lines[0]).toContain(value)
       expect(r.lines[0]).toContain(i === 2 ? 'ZKPROXY_ROUTE' : '--route')
     }
+  })
+
+  it('exits 2 with one line when --strip-prefix has no route with a path prefix to strip', async () => {
+    const r = await runCli(['replica', '--zk', '127.0.0.1:1', '--port', '0', '--route', 'shop.example.com', '--strip-prefix'])
+    expect(r.code, r.output).toBe(2)
+    expect(r.lines, r.output).toHaveLength(1)
+    expect(r.lines[0]).toContain('--strip-prefix needs a --route with a path prefix')
   })
 })

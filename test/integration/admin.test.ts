@@ -121,7 +121,7 @@ describe('GET /targets', () => {
     const before = await json<Row[]>(`${admin}/targets`)
     expect(before.status).toBe(200)
     expect(before.body).toEqual([
-      { name: 'a', url: a.url, requests: 0, inFlight: 0, ejected: false, ejectedUntil: null, revision: 'rev-a', startedAt, routes: [] },
+      { name: 'a', url: a.url, requests: 0, inFlight: 0, ejected: false, ejectedUntil: null, revision: 'rev-a', startedAt, routes: [], stripPrefix: false },
       expect.objectContaining({ name: 'dead', ejected: false, revision: 'rev-d' })
     ])
 

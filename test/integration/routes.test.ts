@@ -22,9 +22,9 @@ function roots (): { targets: string, cacheAge: string } {
   return { targets: `${base}/targets`, cacheAge: `${base}/cacheAge` }
 }
 
-async function register (session: ZkSession, r: { targets: string, cacheAge: string }, name: string, routes: string[], port = 4000): Promise<Registration> {
+async function register (session: ZkSession, r: { targets: string, cacheAge: string }, name: string, routes: string[], port = 4000, stripPrefix = false): Promise<Registration> {
   const reg = new Registration({
-    session, targetsPath: r.targets, cacheAgePath: r.cacheAge, name, url: `http://127.0.0.1:${port}`, revision: 'rev-1', routes, logger: silentLogger
+    session, targetsPath: r.targets, cacheAgePath: r.cacheAge, name, url: `http://127.0.0.1:${port}`, revision: 'rev-1', routes, stripPrefix, logger: silentLogger
   })
   reg.start()
   await until(() => reg.state === 'registered', { message: `${name} registered` })
@@ -46,14 +46,15 @@ function pools (p: ProxyRuntime): Record<string, string[]> {
 }
 
 describe('Registration with routes', () => {
-  it('writes routes as given (duplicates dropped) and keeps them when the node is re-created after expiry', async () => {
+  it('writes routes as given (duplicates dropped) and --strip-prefix, and keeps them when the node is re-created after expiry', async () => {
     const s = await connectSession(zkCluster().connectString)
     const observer = await connectSession(zkCluster().connectString)
     const r = roots()
-    const reg = await register(s, r, 'shop-1', ['Shop.Example.com', 'shop.example.com/', 'example.com/api/'])
+    const reg = await register(s, r, 'shop-1', ['Shop.Example.com', 'shop.example.com/', 'example.com/api/'], 4000, true)
     try {
       expect(reg.routes).toEqual(['Shop.Example.com', 'example.com/api/'])
       expect((await znode(observer, reg.path))['routes']).toEqual(['Shop.Example.com', 'example.com/api/'])
+      expect((await znode(observer, reg.path))['stripPrefix']).toBe(true)
       // A same-pool target ahead of us appears; after expiry our node is re-created and raised
       // to its count: the rewrite must keep our routes.
       await createTarget(observer, r.targets, 'shop-2', { url: 'http://127.0.0.1:4999', requests: 500, routes: ['shop.example.com'] })
@@ -66,7 +67,7 @@ describe('Registration with routes', () => {
       }, { timeoutMs: ms(20_000), message: 'node re-created by the new session' })
       expect(data['routes']).toEqual(['Shop.Example.com', 'example.com/api/'])
       await until(async () => (await znode(observer, reg.path))['requests'] === 500, { timeoutMs: ms(10_000), message: 'raised to the pool minimum' })
-      expect((await znode(observer, reg.path))['routes']).toEqual(['Shop.Example.com', 'example.com/api/'])
+      expect(await znode(observer, reg.path)).toMatchObject({ routes: ['Shop.Example.com', 'example.com/api/'], stripPrefix: true })
     } finally {
       await reg.stop()
     }
@@ -116,13 +117,15 @@ describe('the proxy\'s route table follows the znodes', () => {
     const shop1 = await startBackend('shop-1')
     const shop2 = await startBackend('shop-2')
     await createTarget(s, path, 'shop-1', { url: shop1.url, requests: 0, routes: ['shop.example.com'] })
-    await createTarget(s, path, 'shop-2', { url: shop2.url, requests: 0, routes: ['SHOP.example.com', 'example.com/api'] })
+    await createTarget(s, path, 'shop-2', { url: shop2.url, requests: 0, routes: ['SHOP.example.com', 'example.com/api'], stripPrefix: true })
     const expected = { [DEFAULT_POOL_KEY]: ['site'], 'example.com/api': ['shop-2'], 'shop.example.com': ['shop-1', 'shop-2'] }
     await until(() => JSON.stringify(pools(p1)) === JSON.stringify(expected) && JSON.stringify(pools(p2)) === JSON.stringify(expected), { message: 'both proxies see the shop pools' })
     for (const p of [p1, p2]) {
       expect(p.router.pool('Shop.Example.com:9000', '/cart')?.key).toBe('shop.example.com')
       expect(p.router.pool('example.com', '/api/v1')?.key).toBe('example.com/api')
       expect(p.router.pool('example.com', '/apix')?.key).toBe(DEFAULT_POOL_KEY)
+      const shop2Live = p.router.targets.find(t => t.name === 'shop-2')!
+      expect(p.router.pool('example.com', '/api/v1?x=1')?.upstreamPath(shop2Live, '/api/v1?x=1')).toBe('/v1?x=1')
     }
 
     await s.delete(`${path}/shop-1`, -1)

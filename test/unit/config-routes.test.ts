@@ -77,4 +77,12 @@ describe('--route', () => {
     expect(err.message).toContain('bad.example.com:81')
     expect(err.message).toMatch(/port/)
   })
+
+  it('--strip-prefix is off by default, and needs a route with a path prefix', () => {
+    expect(replica(['--route', 'example.com/api']).stripPrefix).toBe(false)
+    expect(replica(['--route', 'example.com/api', '--strip-prefix']).stripPrefix).toBe(true)
+    expect(register(['--route', 'shop.example.com', '--route', 'example.com/api/', '--strip-prefix']).stripPrefix).toBe(true)
+    expect(() => replica(['--strip-prefix'])).toThrow(/--strip-prefix needs a --route with a path prefix/)
+    expect(() => register(['--route', 'shop.example.com', '--strip-prefix'])).toThrow(/--strip-prefix needs a --route with a path prefix/)
+  })
 })

@@ -5,8 +5,8 @@ import { seededRandom } from '../../../src/balancer/random.js'
 import { DEFAULT_POOL_KEY, Router, type CountView, type RoutableTarget } from '../../../src/proxy/router.js'
 import { routeOrThrow } from '../../../src/registry/routes.js'
 
-function info (name: string, requests: number, routes: string[] = [], generation = 'g1'): RoutableTarget {
-  return { name, origin: `http://${name}.test:80`, url: `http://${name}.test:80`, generation, requests, revision: undefined, startedAt: undefined, routes: routes.map(routeOrThrow) }
+function info (name: string, requests: number, routes: string[] = [], generation = 'g1', stripPrefix = false): RoutableTarget {
+  return { name, origin: `http://${name}.test:80`, url: `http://${name}.test:80`, generation, requests, revision: undefined, startedAt: undefined, routes: routes.map(routeOrThrow), stripPrefix }
 }
 
 /** A router over a fake clock whose count cells are plain objects keyed by name@generation. */
@@ -158,5 +158,23 @@ describe('Router pools', () => {
     router.begin(viaB)
     expect(viaA.requests).toBe(2)
     expect(viaA.inFlight).toBe(2)
+  })
+
+  it('upstreamPath strips the matched prefix only for targets that declared --strip-prefix', () => {
+    const { router } = setup()
+    router.update([
+      info('mounted', 0, ['example.com/api/', 'shop.example.com'], 'g1', true),
+      info('plain', 1, ['example.com/api']),
+      info('site', 0)
+    ])
+    const api = router.pool('example.com', '/api/users?page=2')!
+    const mounted = router.targets.find(t => t.name === 'mounted')!
+    const plain = router.targets.find(t => t.name === 'plain')!
+    expect(api.upstreamPath(mounted, '/api/users?page=2')).toBe('/users?page=2')
+    expect(api.upstreamPath(mounted, '/api')).toBe('/')
+    expect(api.upstreamPath(plain, '/api/users?page=2')).toBe('/api/users?page=2')
+    // A host-only route has no prefix to strip; the default pool has no route at all.
+    expect(router.pool('shop.example.com', '/cart')!.upstreamPath(mounted, '/cart')).toBe('/cart')
+    expect(router.pool('www.example.com', '/x')!.upstreamPath(router.targets.find(t => t.name === 'site')!, '/x')).toBe('/x')
   })
 })

@@ -174,6 +174,7 @@ describe('decodeTarget: rejections', () => {
     { title: 'a route with a port', name: 'a', data: json({ url: 'http://h:1', routes: ['example.com', 'example.com:80'] }), reason: /"example.com:80" has a port/ },
     { title: 'a route with a scheme', name: 'a', data: json({ url: 'http://h:1', routes: ['http://example.com'] }), reason: /has a scheme/ },
     { title: 'an empty route', name: 'a', data: json({ url: 'http://h:1', routes: [''] }), reason: /route is empty/ },
+    { title: 'stripPrefix not a boolean', name: 'a', data: json({ url: 'http://h:1', routes: ['example.com/api'], stripPrefix: 'yes' }), reason: /"stripPrefix" must be true or false/ },
     { title: 'too many routes', name: 'a', data: json({ url: 'http://h:1', routes: Array.from({ length: MAX_ROUTES_PER_TARGET + 1 }, (_, i) => `h${i}.example.com`) }), reason: /over the 256 limit/ },
     // bare integer names
     { title: 'bare integer with a plain name', name: 'web-1', data: text('5'), reason: /needs a host:port znode name/ },
@@ -222,6 +223,16 @@ describe('encodeTarget', () => {
     expect(encodeTarget({ url: 'http://h:1', requests: 2, revision: 'r', routes: ['Shop.example.com', 'example.com/api/'] }).toString('utf8'))
       .toBe('{"url":"http://h:1","requests":2,"revision":"r","routes":["Shop.example.com","example.com/api/"]}')
     expect(encodeTarget({ url: 'http://h:1', requests: 0, routes: [] }).toString('utf8')).toBe('{"url":"http://h:1","requests":0}')
+  })
+
+  it('reads and writes stripPrefix only when true', () => {
+    const on = decodeTarget('a', json({ url: 'http://h:1', routes: ['example.com/api'], stripPrefix: true }))
+    expect(on.ok && on.target.stripPrefix).toBe(true)
+    const off = decodeTarget('a', json({ url: 'http://h:1', stripPrefix: false }))
+    expect(off).toStrictEqual({ ok: true, target: { name: 'a', origin: 'http://h:1', url: 'http://h:1', requests: 0 } })
+    expect(encodeTarget({ url: 'http://h:1', requests: 0, routes: ['example.com/api'], stripPrefix: true }).toString('utf8'))
+      .toBe('{"url":"http://h:1","requests":0,"routes":["example.com/api"],"stripPrefix":true}')
+    expect(encodeTarget({ url: 'http://h:1', requests: 0, stripPrefix: false }).toString('utf8')).toBe('{"url":"http://h:1","requests":0}')
   })
 
   it('writes the routes of a decoded target in their canonical form', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { MAX_PATH_PREFIX, parseRoute, routeOrThrow } from '../../../src/registry/routes.js'
+import { MAX_PATH_PREFIX, parseRoute, routeOrThrow, stripPathPrefix } from '../../../src/registry/routes.js'
 
 describe('parseRoute: accepted', () => {
   const cases: Array<[input: string, host: string, wildcard: boolean, pathPrefix: string, key: string]> = [
@@ -85,4 +85,20 @@ describe('parseRoute: refused, with a reason naming the value', () => {
     expect(() => routeOrThrow('example.com:80')).toThrow(RangeError)
     expect(() => routeOrThrow('example.com:80')).toThrow(/port/)
   })
+})
+
+describe('stripPathPrefix', () => {
+  const cases: Array<[prefix: string, path: string, upstream: string]> = [
+    ['/api', '/api/x', '/x'],
+    ['/api', '/api/x/y?q=1', '/x/y?q=1'],
+    ['/api', '/api', '/'],
+    ['/api', '/api/', '/'],
+    ['/api', '/api?q=1', '/?q=1'],
+    ['/a/b', '/a/b/c', '/c'],
+    ['/', '/x', '/x'],
+    // Never called for a path the prefix does not cover, and harmless if it were.
+    ['/api', '/apix', '/apix'],
+    ['/api', '/other', '/other']
+  ]
+  it.each(cases)('%s: %s → %s', (prefix, path, upstream) => { expect(stripPathPrefix(prefix, path)).toBe(upstream) })
 })
