@@ -1,4 +1,4 @@
-// `zkproxy replica`: serve a static folder and register it as a target (DESIGN.md "Replicas").
+// `zkproxy replica`: serve a static folder and register it as a target.
 // Start-up order: validate, listen, then register — a target is never visible before it
 // answers, and a start-up failure (bad folder, port in use) prints one line and nothing else.
 // Shutdown order: deregister, drain, close — proxies stop sending before we stop answering.
