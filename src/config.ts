@@ -281,7 +281,7 @@ export const commandOptions = {
     .addOption(opt('--drain-ms <ms>', 'after deregistering on SIGTERM, keep serving this long', parseWholeNumber(0, 600_000), 2000))
     .addOption(opt('--max-age <sec>', 'Cache-Control max-age of served files', parseWholeNumber(0, 31_536_000), 120))
     .addOption(opt('--exit-with-parent', 'shut down gracefully when the parent process goes away (used by `zkproxy dev`)'))
-    .addOption(opt('--route <host[/path-prefix]>', 'serve only requests for this Host (and path prefix); repeatable; *.example.com for any one label (docs/routing.md)').argParser(collectRoutes).default([], 'none: the default pool'))
+    .addOption(opt('--route <host[/path-prefix]>', 'serve only requests for this Host (and path prefix); repeatable or comma-separated; *.example.com for any one label (docs/routing.md)').argParser(collectRoutes).default([], 'none, the default pool'))
     .addOption(opt('--strip-prefix', 'serve from / what the --route path prefixes name: proxies remove the matched prefix before forwarding')),
   register: (cmd: Command) => commonOptions(cmd)
     .addOption(opt('--url <url>', 'the running backend to register', parseHttpUrl).makeOptionMandatory())
@@ -292,7 +292,7 @@ export const commandOptions = {
     .addOption(opt('--health-timeout-ms <ms>', 'health check timeout', parseWholeNumber(10, 600_000), 1000))
     .addOption(opt('--unhealthy-after <n>', 'consecutive failed checks before deregistering', parseWholeNumber(1, 100), 3))
     .addOption(opt('--healthy-after <n>', 'consecutive good checks before registering again', parseWholeNumber(1, 100), 1))
-    .addOption(opt('--route <host[/path-prefix]>', 'serve only requests for this Host (and path prefix); repeatable; *.example.com for any one label (docs/routing.md)').argParser(collectRoutes).default([], 'none: the default pool'))
+    .addOption(opt('--route <host[/path-prefix]>', 'serve only requests for this Host (and path prefix); repeatable or comma-separated; *.example.com for any one label (docs/routing.md)').argParser(collectRoutes).default([], 'none, the default pool'))
     .addOption(opt('--strip-prefix', 'serve from / what the --route path prefixes name: proxies remove the matched prefix before forwarding')),
   dev: (cmd: Command) => cmd
     .addOption(opt('--replicas <n>', 'bundled replicas to start', parseWholeNumber(0, 32), 3))
