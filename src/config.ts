@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { validateTargetName } from './registry/codec.js'
+import { parseRoute } from './registry/routes.js'
 import { DEFAULT_ALLOW_TARGETS } from './registry/address-policy.js'
 import type { RoleIdentities } from './registry/acl-policy.js'
 import { checkRoleCredential, parseAllowTargets, parseCidrs, parseRoleId, tlsFrom, zkAclFrom } from './config-security.js'
@@ -83,6 +84,20 @@ export function parseTargetName (v: string): string {
   const reason = validateTargetName(v)
   if (reason !== undefined) throw new InvalidArgumentError(reason)
   return v
+}
+
+/**
+ * `--route HOST[/PATH-PREFIX]`, repeatable: each occurrence adds to the list (commander passes
+ * the list so far). Commas separate routes too, which is how the env twin ZKPROXY_ROUTE lists
+ * several (a comma can never be part of a route).
+ */
+export function collectRoutes (v: string, previous: readonly string[] = []): string[] {
+  const added = v.split(',').map(s => s.trim())
+  for (const route of added) {
+    const r = parseRoute(route)
+    if (!r.ok) throw new InvalidArgumentError(r.reason)
+  }
+  return [...previous, ...added]
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -192,6 +207,10 @@ export interface ReplicaConfig extends CommonConfig {
   readonly drainMs: number
   readonly maxAgeSec: number
   readonly exitWithParent: boolean
+  /** --route values as given (validated); empty: the default pool. */
+  readonly routes: readonly string[]
+  /** --strip-prefix: proxies remove the matched route's path prefix before forwarding. */
+  readonly stripPrefix: boolean
 }
 
 export interface RegisterConfig extends CommonConfig {
@@ -203,6 +222,10 @@ export interface RegisterConfig extends CommonConfig {
   readonly healthTimeoutMs: number
   readonly unhealthyAfter: number
   readonly healthyAfter: number
+  /** --route values as given (validated); empty: the default pool. */
+  readonly routes: readonly string[]
+  /** --strip-prefix: proxies remove the matched route's path prefix before forwarding. */
+  readonly stripPrefix: boolean
 }
 
 export interface DevConfig {
@@ -269,7 +292,9 @@ export const commandOptions = {
     .addOption(opt('--revision <rev>', 'content revision for /cacheAge (default: git commit of --dir, else start time)'))
     .addOption(opt('--drain-ms <ms>', 'after deregistering on SIGTERM, keep serving this long', parseWholeNumber(0, 600_000), 2000))
     .addOption(opt('--max-age <sec>', 'Cache-Control max-age of served files', parseWholeNumber(0, 31_536_000), 120))
-    .addOption(opt('--exit-with-parent', 'shut down gracefully when the parent process goes away (used by `zkproxy dev`)')),
+    .addOption(opt('--exit-with-parent', 'shut down gracefully when the parent process goes away (used by `zkproxy dev`)'))
+    .addOption(opt('--route <host[/path-prefix]>', 'serve only requests for this Host (and path prefix); repeatable or comma-separated; *.example.com for any one label (docs/routing.md)').argParser(collectRoutes).default([], 'none, the default pool'))
+    .addOption(opt('--strip-prefix', 'serve from / what the --route path prefixes name: proxies remove the matched prefix before forwarding')),
   register: (cmd: Command) => commonOptions(cmd)
     .addOption(opt('--url <url>', 'the running backend to register', parseHttpUrl).makeOptionMandatory())
     .addOption(opt('--name <name>', 'target name (default host:port of --url)', parseTargetName))
@@ -278,7 +303,9 @@ export const commandOptions = {
     .addOption(opt('--health-interval-ms <ms>', 'health check interval', parseWholeNumber(50, 600_000), 2000))
     .addOption(opt('--health-timeout-ms <ms>', 'health check timeout', parseWholeNumber(10, 600_000), 1000))
     .addOption(opt('--unhealthy-after <n>', 'consecutive failed checks before deregistering', parseWholeNumber(1, 100), 3))
-    .addOption(opt('--healthy-after <n>', 'consecutive good checks before registering again', parseWholeNumber(1, 100), 1)),
+    .addOption(opt('--healthy-after <n>', 'consecutive good checks before registering again', parseWholeNumber(1, 100), 1))
+    .addOption(opt('--route <host[/path-prefix]>', 'serve only requests for this Host (and path prefix); repeatable or comma-separated; *.example.com for any one label (docs/routing.md)').argParser(collectRoutes).default([], 'none, the default pool'))
+    .addOption(opt('--strip-prefix', 'serve from / what the --route path prefixes name: proxies remove the matched prefix before forwarding')),
   dev: (cmd: Command) => cmd
     .addOption(opt('--replicas <n>', 'bundled replicas to start', parseWholeNumber(0, 32), 3))
     .addOption(opt('--listen <host:port>', 'proxy public listener', parseHostPort(true), { host: '0.0.0.0', port: 9000 }, '0.0.0.0:9000'))
@@ -370,6 +397,16 @@ export function proxyConfig (raw: Raw): ProxyConfig {
   })
 }
 
+function routesFrom (raw: Raw): { routes: string[], stripPrefix: boolean } {
+  const routes = (raw['route'] as string[] | undefined) ?? []
+  const stripPrefix = raw['stripPrefix'] === true
+  // Without a path prefix there is nothing to strip: the flag would silently do nothing.
+  if (stripPrefix && !routes.some(r => { const p = parseRoute(r); return p.ok && p.route.pathPrefix !== '/' })) {
+    throw new InvalidArgumentError('--strip-prefix needs a --route with a path prefix (e.g. --route example.com/api)')
+  }
+  return { routes, stripPrefix }
+}
+
 export function replicaConfig (raw: Raw): ReplicaConfig {
   return deepFreeze({
     ...common(raw, 'replicas'),
@@ -380,7 +417,8 @@ export function replicaConfig (raw: Raw): ReplicaConfig {
     revision: raw['revision'] as string | undefined,
     drainMs: raw['drainMs'] as number,
     maxAgeSec: raw['maxAge'] as number,
-    exitWithParent: raw['exitWithParent'] === true
+    exitWithParent: raw['exitWithParent'] === true,
+    ...routesFrom(raw)
   })
 }
 
@@ -394,7 +432,8 @@ export function registerConfig (raw: Raw): RegisterConfig {
     healthIntervalMs: raw['healthIntervalMs'] as number,
     healthTimeoutMs: raw['healthTimeoutMs'] as number,
     unhealthyAfter: raw['unhealthyAfter'] as number,
-    healthyAfter: raw['healthyAfter'] as number
+    healthyAfter: raw['healthyAfter'] as number,
+    ...routesFrom(raw)
   })
 }
 

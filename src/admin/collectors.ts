@@ -70,6 +70,34 @@ export function registerCollectors (registry: Registry, view: () => RuntimeView 
   perTarget('zkproxy_target_requests', 'Requests routed to the target by all proxies: its ZooKeeper count plus this proxy\'s unflushed ones.', t => t.requests)
   perTarget('zkproxy_target_in_flight_requests', 'Requests this proxy has in flight to the target.', t => t.inFlight)
   perTarget('zkproxy_target_ejected', '1 while the target is ejected locally.', (t, r) => r.isEjected(t) ? 1 : 0)
+  // Routes as an info metric to join on `target`, rather than a `route` label on the per-target
+  // series: a target serving two routes would be counted twice in every sum over them.
+  registry.registerMetric(new Gauge({
+    name: 'zkproxy_target_route_info',
+    help: 'One series per route a target declares (route="(default)" for the default pool), value 1; join on target.',
+    labelNames: ['target', 'route'],
+    registers: [],
+    collect () {
+      this.reset()
+      for (const p of view()?.router.pools ?? []) for (const t of p.targets) this.set({ target: t.name, route: p.key }, 1)
+    }
+  }))
+  registry.registerMetric(new Gauge({
+    name: 'zkproxy_pool_targets',
+    help: 'Targets per pool (route, or "(default)"), by local state: routable, or ejected after failures.',
+    labelNames: ['route', 'state'],
+    registers: [],
+    collect () {
+      this.reset()
+      const v = view()
+      for (const p of v?.router.pools ?? []) {
+        let ejected = 0
+        for (const t of p.targets) if (v!.router.isEjected(t)) ejected++
+        this.set({ route: p.key, state: 'routable' }, p.targets.length - ejected)
+        this.set({ route: p.key, state: 'ejected' }, ejected)
+      }
+    }
+  }))
 
   mirror('zkproxy_count_flushes_total', 'Batched count flushes to ZooKeeper (one per tick with unflushed requests).', v => v.counter.stats.flushes)
   mirror('zkproxy_count_writes_total', 'Versioned count writes (setData) that succeeded.', v => v.counter.stats.writes)

@@ -209,7 +209,8 @@ export function dashboardClient (): void {
         const sw = make('i', 'swatch')
         const name = make('div', 'name')
         name.append(sw, make('span', 'n'))
-        cell('target').append(name, make('div', 'url muted'))
+        // Routes under the URL, only when the target declares some: a single-app fleet looks as before.
+        cell('target').append(name, make('div', 'url muted'), make('div', 'routes muted'))
         cell('status').append(make('span', 'pill'))
         const bar = make('div', 'bar')
         bar.append(make('span', 'fill'))
@@ -231,6 +232,9 @@ export function dashboardClient (): void {
     q('.swatch').style.background = colour
     setText(q('.n'), t.name)
     setText(q('.url'), t.url)
+    const routes = q('.routes')
+    setText(routes, t.routes.length === 0 ? '' : `routes: ${t.routes.join(', ')}`)
+    routes.hidden = t.routes.length === 0
     const left = t.ejectedUntil === null ? 0 : Math.max(0, Math.ceil((Date.parse(t.ejectedUntil) - now) / 1000))
     pill(q('.c-status .pill'), t.ejected ? 'warn' : 'ok', t.ejected ? `ejected · ${left}s` : 'up')
     const share = total === 0 ? 0 : r.rps / total

@@ -78,7 +78,7 @@ tr.ejected .name .n { color: var(--warn); }
 th.num { text-align: right; }
 .name { display: flex; align-items: center; gap: 8px; font-weight: 600; white-space: nowrap; }
 .scroll { overflow-x: auto; }
-.url { font-size: 12px; margin-top: 1px; margin-left: 18px; }
+.url, .routes { font-size: 12px; margin-top: 1px; margin-left: 18px; }
 .c-share { min-width: 170px; }
 .c-share .bar { display: inline-block; vertical-align: middle; width: 110px; height: 8px; background: var(--surface-2); border-radius: 4px; overflow: hidden; }
 .c-share .fill { display: block; height: 100%; width: 0; border-radius: 4px; transition: width .5s ease; }

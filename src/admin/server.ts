@@ -1,6 +1,7 @@
 // The admin listener: its own fastify instance on its own address (loopback by default),
 // never routes on the public listener, where every path belongs to the backends. Read-only:
-// health, targets, Prometheus metrics, and a live dashboard fed by Server-Sent Events.
+// health, targets, routes (pools), Prometheus metrics, and a live dashboard fed by Server-Sent
+// Events.
 import type { ServerResponse } from 'node:http'
 import fastify, { LogController } from 'fastify'
 import type { Logger } from 'pino'
@@ -8,7 +9,7 @@ import type { HostPort } from '../config.js'
 import type { Snapshot } from '../registry/target-set.js'
 import { listenError } from '../errors.js'
 import type { ProxyMetrics, RuntimeView } from './metrics.js'
-import { dashboardState, health, targetRows } from './state.js'
+import { dashboardState, health, poolRows, targetRows } from './state.js'
 import { dashboardPage } from './dashboard.js'
 
 export interface AdminOptions {
@@ -54,6 +55,7 @@ export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
     return await reply.code(h.statusCode).send(h.body)
   })
   app.get('/targets', async () => targetRows(runtime))
+  app.get('/routes', async () => poolRows(runtime))
   app.get('/state', async () => await dashboardState(runtime, metrics, startedAt))
   app.get('/metrics', async (_request, reply) => {
     const text = await metrics.render()

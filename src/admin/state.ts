@@ -64,6 +64,10 @@ export interface TargetRow {
   readonly ejectedUntil: string | null
   readonly revision: string | null
   readonly startedAt: string | null
+  /** Its routes in canonical form (`shop.example.com`, `example.com/api`); empty: the default pool. */
+  readonly routes: readonly string[]
+  /** `--strip-prefix`: the matched route's path prefix is removed from what it is sent. */
+  readonly stripPrefix: boolean
 }
 
 export function targetRows (v: RuntimeView): TargetRow[] {
@@ -79,8 +83,26 @@ export function targetRows (v: RuntimeView): TargetRow[] {
       ejected: until !== undefined,
       ejectedUntil: until === undefined ? null : new Date(until).toISOString(),
       revision: t.info.revision ?? null,
-      startedAt: t.info.startedAt ?? null
+      startedAt: t.info.startedAt ?? null,
+      routes: t.routes?.map(r => r.key) ?? [],
+      stripPrefix: t.info.stripPrefix === true
     }
+  })
+}
+
+/** One pool of this proxy's route table: a route (or `(default)`) and its targets' names. */
+export interface PoolRow {
+  readonly route: string
+  readonly targets: readonly string[]
+  /** Targets not ejected: 0 means requests for the route are answered from ejected ones or 503. */
+  readonly routable: number
+}
+
+export function poolRows (v: RuntimeView): PoolRow[] {
+  return v.router.pools.map(p => {
+    let routable = 0
+    for (const t of p.targets) if (!v.router.isEjected(t)) routable++
+    return { route: p.key, targets: p.targets.map(t => t.name), routable }
   })
 }
 
@@ -102,6 +124,7 @@ export interface DashboardState {
   readonly health: Health['body']
   readonly zookeeper: { readonly state: SessionState, readonly sessionId: string | null, readonly connect: string, readonly reconnects: number, readonly expirations: number }
   readonly targets: readonly DashboardTarget[]
+  readonly pools: readonly PoolRow[]
   readonly rejected: ReadonlyArray<{ readonly name: string, readonly reason: string }>
   readonly cache: { readonly entries: number, readonly bytes: number, readonly hits: number, readonly misses: number, readonly stale: number, readonly evictions: number } | null
   readonly counts: CounterStats
@@ -129,6 +152,7 @@ export async function dashboardState (v: RuntimeView, metrics: ProxyMetrics, sta
       const own = perTarget.get(row.name)
       return { ...row, responses: own?.responses ?? NO_RESPONSES, latencySumSeconds: own?.latencySumSeconds ?? 0, latencyCount: own?.latencyCount ?? 0, failovers: own?.failovers ?? 0, ejections: own?.ejections ?? 0 }
     }),
+    pools: poolRows(v),
     rejected: v.targets.snapshot?.rejected ?? [],
     // Lookups are the cache layer's own request-level counts; sizes come from the store.
     cache: stats === undefined

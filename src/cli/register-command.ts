@@ -34,7 +34,7 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
   const session = new ZkSession({ connect: config.zk, sessionTimeoutMs: config.sessionTimeoutMs, logger: log, auth: config.zkAuth })
   const acls = config.zkAcl === undefined ? undefined : nodeAcls(config.zkAcl)
   const registration = new Registration({
-    session, targetsPath: config.targetsPath, cacheAgePath: config.cacheAgePath, name, url, revision: rev.revision, startedAt, logger: log, acls
+    session, targetsPath: config.targetsPath, cacheAgePath: config.cacheAgePath, name, url, revision: rev.revision, startedAt, routes: config.routes, stripPrefix: config.stripPrefix, logger: log, acls
   })
 
   // Registering a backend that is not there would send proxies to a dead origin: any HTTP
@@ -45,7 +45,7 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
     throw createError('ZKPROXY_ERR_REPLICA_BACKEND_UNREACHABLE', `--url ${url}: GET ${checkUrl.href} failed: ${first.error ?? 'no answer'}`)
   }
 
-  log.info({ url, name, healthPath: config.healthPath, revision: rev.revision, revisionSource: rev.source, pid: process.pid }, 'register running')
+  log.info({ url, name, healthPath: config.healthPath, revision: rev.revision, revisionSource: rev.source, routes: registration.routes, pid: process.pid }, 'register running')
   session.start()
   exitOnAuthFailure(session, ctx, config.zkAuth.map(a => a.scheme))
   let checker: HealthChecker | undefined

@@ -1,4 +1,4 @@
-// `zkproxy replica`: serve a static folder and register it as a target (DESIGN.md "Replicas").
+// `zkproxy replica`: serve a static folder and register it as a target.
 // Start-up order: validate, listen, then register — a target is never visible before it
 // answers, and a start-up failure (bad folder, port in use) prints one line and nothing else.
 // Shutdown order: deregister, drain, close — proxies stop sending before we stop answering.
@@ -52,13 +52,13 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
   try {
     const acls = config.zkAcl === undefined ? undefined : nodeAcls(config.zkAcl)
     registration = new Registration({
-      session, targetsPath: config.targetsPath, cacheAgePath: config.cacheAgePath, name, url, revision: rev.revision, startedAt, logger: log, acls
+      session, targetsPath: config.targetsPath, cacheAgePath: config.cacheAgePath, name, url, revision: rev.revision, startedAt, routes: config.routes, stripPrefix: config.stripPrefix, logger: log, acls
     })
   } catch (err) {
     await app.close()
     throw err
   }
-  log.info({ url, name, dir: config.dir, revision: rev.revision, revisionSource: rev.source, pid: process.pid }, 'replica listening')
+  log.info({ url, name, dir: config.dir, revision: rev.revision, revisionSource: rev.source, routes: registration.routes, pid: process.pid }, 'replica listening')
   session.start()
   exitOnAuthFailure(session, ctx, config.zkAuth.map(a => a.scheme))
   registration.start()

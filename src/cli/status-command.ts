@@ -1,11 +1,12 @@
 // `zkproxy status`: one look at what ZooKeeper holds for this app — the targets with their
-// counts and share of the traffic, the content revision, and the proxies announced under
-// --proxies-path — as an aligned table, or JSON with --json.
+// counts, share of the traffic and routes, the pools those routes form, the content revision,
+// and the proxies announced under --proxies-path — as an aligned table, or JSON with --json.
 // Exit codes (for scripts and health checks): 0 at least one usable target is registered,
 // 1 none is (malformed znodes do not count), 2 the question could not be asked (bad flag,
 // ZooKeeper unreachable within --timeout-ms, no permission): main.ts prints that one line.
 import { statusConfig, type StatusConfig } from '../config.js'
 import { decodeRevision, decodeTarget } from '../registry/codec.js'
+import { DEFAULT_POOL_KEY } from '../registry/routes.js'
 import { ZkSession } from '../zk/index.js'
 import type { CliContext } from './lifecycle.js'
 
@@ -18,6 +19,17 @@ export interface TargetRow {
   revision: string | null
   startedAt: string | null
   ageMs: number | null
+  /** Its routes in canonical form; empty: the default pool. */
+  routes: string[]
+  /** `--strip-prefix`: proxies remove the matched route's path prefix before forwarding. */
+  stripPrefix: boolean
+}
+
+/** One pool as every proxy builds it: a route (or the default pool) and the targets serving it. */
+export interface PoolRow {
+  /** The route's canonical form, or `(default)`. */
+  route: string
+  targets: string[]
 }
 
 export interface ProxyRow {
@@ -38,6 +50,8 @@ export interface StatusReport {
   revision: string | null
   totalRequests: number
   targets: TargetRow[]
+  /** The default pool first (when any target is in it), then by route. */
+  pools: PoolRow[]
   /** Znodes under --targets-path that no proxy would route to, with the reason. */
   malformed: Array<{ name: string, reason: string }>
   proxies: ProxyRow[]
@@ -82,7 +96,7 @@ export async function readStatus (session: ZkSession, cfg: StatusConfig, now: nu
       continue
     }
     const t = decoded.target
-    targets.push({ name, url: t.url, requests: t.requests, share: 0, revision: t.revision ?? null, startedAt: t.startedAt ?? null, ageMs: ageOf(t.startedAt, now) })
+    targets.push({ name, url: t.url, requests: t.requests, share: 0, revision: t.revision ?? null, startedAt: t.startedAt ?? null, ageMs: ageOf(t.startedAt, now), routes: t.routes?.map(r => r.key) ?? [], stripPrefix: t.stripPrefix === true })
   }
   const totalRequests = targets.reduce((sum, t) => sum + t.requests, 0)
   for (const t of targets) t.share = totalRequests === 0 ? 0 : t.requests / totalRequests
@@ -95,9 +109,24 @@ export async function readStatus (session: ZkSession, cfg: StatusConfig, now: nu
     revision: decodeRevision(revisionData) ?? null,
     totalRequests,
     targets,
+    pools: poolsOf(targets),
     malformed,
     proxies
   }
+}
+
+function poolsOf (targets: readonly TargetRow[]): PoolRow[] {
+  const pools = new Map<string, string[]>()
+  for (const t of targets) {
+    for (const route of t.routes.length === 0 ? [DEFAULT_POOL_KEY] : t.routes) {
+      const list = pools.get(route)
+      if (list === undefined) pools.set(route, [t.name])
+      else list.push(t.name)
+    }
+  }
+  const keys = [...pools.keys()].filter(k => k !== DEFAULT_POOL_KEY).sort()
+  if (pools.has(DEFAULT_POOL_KEY)) keys.unshift(DEFAULT_POOL_KEY)
+  return keys.map(route => ({ route, targets: pools.get(route)! }))
 }
 
 /** Children with their data, sorted by name; a missing parent is an empty list. */
@@ -163,10 +192,16 @@ export function formatReport (r: StatusReport): string {
   if (r.targets.length === 0) {
     out.push(`No target is registered under ${r.targetsPath}.`)
   } else {
-    out.push(...table(['TARGET', 'URL', 'REQUESTS', 'SHARE', 'REVISION', 'UP'], r.targets.map((t) => [
-      t.name, t.url, String(t.requests), `${(t.share * 100).toFixed(1)}%`, t.revision ?? '-', formatAge(t.ageMs)
+    out.push(...table(['TARGET', 'URL', 'REQUESTS', 'SHARE', 'REVISION', 'UP', 'ROUTES'], r.targets.map((t) => [
+      t.name, t.url, String(t.requests), `${(t.share * 100).toFixed(1)}%`, t.revision ?? '-', formatAge(t.ageMs),
+      t.routes.length === 0 ? DEFAULT_POOL_KEY : `${t.routes.join(',')}${t.stripPrefix ? ' (strip-prefix)' : ''}`
     ]), new Set([2, 3])))
     out.push(`${r.targets.length} target${r.targets.length === 1 ? '' : 's'}, ${r.totalRequests} requests counted`)
+    // Only worth a table once some target declares a route: otherwise it is one default pool.
+    if (r.pools.some(p => p.route !== DEFAULT_POOL_KEY)) {
+      out.push('', ...table(['ROUTE', 'TARGETS'], r.pools.map(p => [p.route, p.targets.join(', ')]), new Set()))
+      if (!r.pools.some(p => p.route === DEFAULT_POOL_KEY)) out.push('No default pool: requests no route matches are answered 404 no_route.')
+    }
   }
   if (r.malformed.length > 0) {
     out.push('', `Ignored by proxies (malformed) under ${r.targetsPath}:`)

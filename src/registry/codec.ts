@@ -1,6 +1,7 @@
-// Codecs for the znodes of the fixed data model (DESIGN.md "ZooKeeper data model"):
-// `/targets/<name>` and `/cacheAge`. Pure functions, no I/O: the watcher feeds them bytes
-// and a znode name and gets back either a target or a reason it can log once per version.
+// Codecs for the znodes of the fixed data model (docs/znodes.md): `/targets/<name>` and
+// `/cacheAge`. Pure functions, no I/O: the watcher feeds them bytes and a znode name and gets
+// back either a target or a reason it can log once per version.
+import { parseRoute, type Route } from './routes.js'
 
 /** What a `/targets/<name>` znode holds (the JSON form). */
 export interface TargetData {
@@ -8,10 +9,20 @@ export interface TargetData {
   requests: number
   revision?: string
   startedAt?: string
+  /** `HOST[/PATH-PREFIX]` as given by `--route`; absent (or empty): the default pool. */
+  routes?: readonly string[]
+  /**
+   * The target serves from `/` what its routes' path prefixes name: proxies remove the matched
+   * prefix from the path they forward to it (`--strip-prefix`). Absent: false.
+   */
+  stripPrefix?: boolean
 }
 
-/** A decoded target: the znode's data plus its name and the origin requests go to. */
-export type DecodedTarget = TargetData & { name: string, origin: string }
+/**
+ * A decoded target: the znode's data plus its name and the origin requests go to, with its
+ * routes parsed (duplicates by canonical key dropped); absent when it declares none.
+ */
+export type DecodedTarget = Omit<TargetData, 'routes'> & { name: string, origin: string, routes?: readonly Route[] }
 
 export type DecodeTargetResult =
   | { ok: true, target: DecodedTarget }
@@ -26,13 +37,16 @@ export const MAX_TARGET_DATA_BYTES = 64 * 1024
 /** A revision is a git commit or a timestamp; anything longer is not one. */
 export const MAX_REVISION_BYTES = 1024
 
+/** Routes per target: a replica serves a few apps at most; this bounds every proxy's work. */
+export const MAX_ROUTES_PER_TARGET = 256
+
 /** Like a file name: most file systems and tools stop at 255. */
 export const MAX_TARGET_NAME_LENGTH = 255
 
 // `fatal` so that bytes that are not UTF-8 are reported instead of silently becoming U+FFFD.
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-// The bare-integer form written by other tools (DESIGN.md): digits only, no sign, no exponent.
+// The bare-integer form written by other tools (docs/znodes.md): digits only, no sign, no exponent.
 const DECIMAL_INTEGER = /^[0-9]+$/
 
 // `host:port` or `[ipv6]:port`; the URL parser below has the final word on the host.
@@ -81,7 +95,7 @@ export function defaultTargetName (host: string, port: number): string {
 
 /**
  * Decodes the data of `/targets/<name>`. Never throws: a bad znode must cost one warning,
- * never the proxy (DESIGN.md), so every problem comes back as a reason.
+ * never the proxy, so every problem comes back as a reason.
  */
 export function decodeTarget (name: string, data: Buffer | null): DecodeTargetResult {
   const nameProblem = validateTargetName(name)
@@ -113,7 +127,7 @@ export function decodeTarget (name: string, data: Buffer | null): DecodeTargetRe
 }
 
 function decodeJsonTarget (name: string, json: Record<string, unknown>): DecodeTargetResult {
-  const { url, requests = 0, revision, startedAt } = json
+  const { url, requests = 0, revision, startedAt, routes, stripPrefix } = json
   if (typeof url !== 'string') return fail(`target ${name}: "url" is missing or not a string`)
   const origin = originOf(url)
   if (!origin.ok) return fail(`target ${name}: ${origin.reason}`)
@@ -127,12 +141,44 @@ function decodeJsonTarget (name: string, json: Record<string, unknown>): DecodeT
     return fail(`target ${name}: "startedAt" must be a string`)
   }
 
+  if (stripPrefix !== undefined && typeof stripPrefix !== 'boolean') {
+    return fail(`target ${name}: "stripPrefix" must be true or false`)
+  }
+  const parsedRoutes = decodeRoutes(routes)
+  if (!parsedRoutes.ok) return fail(`target ${name}: ${parsedRoutes.reason}`)
+
   // `url` is kept as written so a proxy's compare-and-set of `requests` rewrites the znode
   // without changing fields it does not own; `origin` is the normalized form to route to.
   const target: DecodedTarget = { name, origin: origin.origin, url, requests }
   if (revision !== undefined) target.revision = revision
   if (startedAt !== undefined) target.startedAt = startedAt
+  if (parsedRoutes.routes.length > 0) target.routes = parsedRoutes.routes
+  if (stripPrefix === true) target.stripPrefix = true
   return { ok: true, target }
+}
+
+type RoutesResult = { ok: true, routes: Route[] } | { ok: false, reason: string }
+
+/**
+ * `routes` is all or nothing: a target with one unreadable route is skipped whole, because
+ * serving it in the default pool (or under its other routes only) would send it requests for
+ * apps it does not serve.
+ */
+export function decodeRoutes (value: unknown): RoutesResult {
+  if (value === undefined) return { ok: true, routes: [] }
+  if (!Array.isArray(value)) return fail('"routes" must be an array of strings')
+  if (value.length > MAX_ROUTES_PER_TARGET) return fail(`"routes" has ${value.length} entries, over the ${MAX_ROUTES_PER_TARGET} limit`)
+  const routes: Route[] = []
+  const seen = new Set<string>()
+  for (const item of value) {
+    if (typeof item !== 'string') return fail(`"routes" must be an array of strings, got ${item === null ? 'null' : typeof item}`)
+    const r = parseRoute(item)
+    if (!r.ok) return fail(r.reason)
+    if (seen.has(r.route.key)) continue
+    seen.add(r.route.key)
+    routes.push(r.route)
+  }
+  return { ok: true, routes }
 }
 
 function decodeBareCount (name: string, text: string): DecodeTargetResult {
@@ -190,12 +236,16 @@ function fail (reason: string): { ok: false, reason: string } {
 /**
  * Encodes target data as JSON with a fixed key order, so that equal data gives equal bytes
  * (a rewrite that changes nothing is visible as such) and extra fields of a decoded target
- * (`name`, `origin`) never leak into the znode.
+ * (`name`, `origin`) never leak into the znode. Routes are written as given; parsed ones (of a
+ * decoded target) in their canonical form.
  */
-export function encodeTarget (t: TargetData): Buffer {
+export function encodeTarget (t: Omit<TargetData, 'routes'> & { routes?: ReadonlyArray<string | Route> | undefined }): Buffer {
   const ordered: TargetData = { url: t.url, requests: t.requests }
   if (t.revision !== undefined) ordered.revision = t.revision
   if (t.startedAt !== undefined) ordered.startedAt = t.startedAt
+  // No routes: no field at all, so a default-pool target's znode reads as it always did.
+  if (t.routes !== undefined && t.routes.length > 0) ordered.routes = t.routes.map(r => typeof r === 'string' ? r : r.key)
+  if (t.stripPrefix === true) ordered.stripPrefix = true
   return Buffer.from(JSON.stringify(ordered), 'utf8')
 }
 

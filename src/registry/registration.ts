@@ -1,13 +1,14 @@
 // Registration: a process keeping its own ephemeral target znode alive (after Curator's
 // ServiceDiscovery). EphemeralNode (src/zk) does the hard part — re-creating the node on every
 // new session and replacing a node left by our own earlier session; this class decides what
-// the node says (url, a fair starting count, revision) and publishes the content revision.
+// the node says (url, a fair starting count, revision, routes) and publishes the content revision.
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { createError, hasCode } from '../errors.js'
 import { EphemeralNode, SerialTask, isRetryable, updateWithRetry, type ConnectedEvent, type DataValue, type EphemeralOptions, type EphemeralState, type SessionState, type ZkSession } from '../zk/index.js'
 import { securePath, type NodeAcls } from './acl-policy.js'
 import { decodeTarget, encodeRevision, encodeTarget, validateTargetName, type TargetData } from './codec.js'
+import { DEFAULT_POOL_KEY, parseRoute } from './routes.js'
 import { writeRevision } from './revision.js'
 
 export type RegistrationState =
@@ -27,6 +28,10 @@ export interface RegistrationOptions {
   readonly url: string
   readonly revision: string
   readonly startedAt?: Date
+  /** `--route` values (HOST[/PATH-PREFIX]); none: the default pool. */
+  readonly routes?: readonly string[] | undefined
+  /** `--strip-prefix`: needs a route with a path prefix. */
+  readonly stripPrefix?: boolean | undefined
   readonly logger: Logger
   /** With --zk-acl-*: the ACLs to put on the targets path, our node and /cacheAge. */
   readonly acls?: NodeAcls | undefined
@@ -44,15 +49,32 @@ export function countOf (name: string, data: Buffer | null): number | undefined 
   return r.ok ? r.target.requests : undefined
 }
 
-/** The lowest count among the other live targets (undecodable ones ignored); 0 when none. */
-export function minimumCount (targets: Iterable<{ readonly name: string, readonly data: Buffer | null }>, self: string): number {
-  let min: number | undefined
+/**
+ * The count a new target must not start below: the lowest count among the other live targets it
+ * will be balanced against (undecodable ones ignored); 0 when none. Balancing happens within a
+ * pool, so with `routes` (canonical keys; empty: the default pool) only targets sharing a pool
+ * count. A target in several pools takes the highest of those pools' minimums: starting below a
+ * pool's minimum would flood it in that pool, while starting above one only idles it there for a
+ * while, which is the failure a fleet survives.
+ */
+export function minimumCount (targets: Iterable<{ readonly name: string, readonly data: Buffer | null }>, self: string, routes: readonly string[] = []): number {
+  const pools = routes.length === 0 ? [DEFAULT_POOL_KEY] : routes
+  const minimums = new Map<string, number>()
   for (const t of targets) {
     if (t.name === self) continue
-    const n = countOf(t.name, t.data)
-    if (n !== undefined && (min === undefined || n < min)) min = n
+    const r = decodeTarget(t.name, t.data)
+    if (!r.ok) continue
+    const n = r.target.requests
+    const theirs = r.target.routes === undefined ? [DEFAULT_POOL_KEY] : r.target.routes.map(x => x.key)
+    for (const pool of theirs) {
+      if (!pools.includes(pool)) continue
+      const min = minimums.get(pool)
+      if (min === undefined || n < min) minimums.set(pool, n)
+    }
   }
-  return min ?? 0
+  let floor = 0
+  for (const min of minimums.values()) if (min > floor) floor = min
+  return floor
 }
 
 /**
@@ -74,6 +96,10 @@ export class Registration extends EventEmitter {
   readonly name: string
   readonly url: string
   readonly revision: string
+  /** The routes written to the znode, as given (duplicates dropped). */
+  readonly routes: readonly string[]
+  readonly stripPrefix: boolean
+  readonly #routeKeys: readonly string[]
   readonly #opts: RegistrationOptions
   readonly #session: ZkSession
   readonly #log: Logger
@@ -104,6 +130,21 @@ export class Registration extends EventEmitter {
       encodeRevision(opts.revision)
     } catch (err) {
       throw createError('ZKPROXY_ERR_CONFIG_INVALID', `revision: ${(err as Error).message}`)
+    }
+    const routes: string[] = []
+    const keys: string[] = []
+    for (const given of opts.routes ?? []) {
+      const r = parseRoute(given)
+      if (!r.ok) throw createError('ZKPROXY_ERR_CONFIG_INVALID', `--route: ${r.reason}`)
+      if (keys.includes(r.route.key)) continue
+      keys.push(r.route.key)
+      routes.push(given)
+    }
+    this.routes = Object.freeze(routes)
+    this.#routeKeys = Object.freeze(keys)
+    this.stripPrefix = opts.stripPrefix === true
+    if (this.stripPrefix && !keys.some(k => k.includes('/'))) {
+      throw createError('ZKPROXY_ERR_CONFIG_INVALID', '--strip-prefix needs a --route with a path prefix')
     }
     this.#opts = opts
     this.#session = opts.session
@@ -207,7 +248,8 @@ export class Registration extends EventEmitter {
       acl: acls.target,
       verify: (data) => {
         const t = decodeTarget(this.name, data)
-        return t.ok && t.target.url === this.url && t.target.revision === this.revision && t.target.startedAt === this.#startedAt
+        return t.ok && t.target.url === this.url && t.target.revision === this.revision && t.target.startedAt === this.#startedAt &&
+          sameKeys(t.target.routes?.map(r => r.key) ?? [], this.#routeKeys) && (t.target.stripPrefix === true) === this.stripPrefix
       },
       beforeCreate: async () => {
         await securePath(this.#session, this.#opts.targetsPath, acls.targets, { purgeChildren: true, logger: this.#log })
@@ -217,7 +259,7 @@ export class Registration extends EventEmitter {
 
   #dataFor (last: Buffer | undefined): Buffer {
     const lastCount = (last === undefined ? undefined : countOf(this.name, last)) ?? this.#lastCount
-    const data: TargetData = { url: this.url, requests: startingCount(lastCount, this.#floor), revision: this.revision, startedAt: this.#startedAt }
+    const data: TargetData = { url: this.url, requests: startingCount(lastCount, this.#floor), revision: this.revision, startedAt: this.#startedAt, routes: this.routes, stripPrefix: this.stripPrefix }
     return encodeTarget(data)
   }
 
@@ -250,7 +292,8 @@ export class Registration extends EventEmitter {
         if (stat.ephemeralOwner !== me) return undefined
         const t = decodeTarget(this.name, data)
         if (!t.ok || t.target.requests >= floor) return undefined
-        return encodeTarget({ url: t.target.url, requests: floor, ...pick(t.target) })
+        // Our own node: every field but the count is ours, routes included.
+        return encodeTarget({ url: t.target.url, requests: floor, ...pick(t.target), routes: this.routes, stripPrefix: this.stripPrefix })
       })
       if (r !== undefined) this.#log.info({ path: this.path, requests: floor }, 'raised the re-created target\'s count to the others\' minimum')
     } catch (err) {
@@ -278,7 +321,7 @@ export class Registration extends EventEmitter {
         throw err
       }
     }))
-    return minimumCount(targets, this.name)
+    return minimumCount(targets, this.name, this.#routeKeys)
   }
 
   /** Once per instance (= per process start), after the first connection (run by #revisionTask). */
@@ -308,6 +351,10 @@ export class Registration extends EventEmitter {
 function urlProblem (name: string, url: string): string | undefined {
   const r = decodeTarget(name, encodeTarget({ url, requests: 0 }))
   return r.ok ? undefined : r.reason
+}
+
+function sameKeys (a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((k, i) => k === b[i])
 }
 
 function pick (t: { revision?: string, startedAt?: string }): { revision?: string, startedAt?: string } {

@@ -8,6 +8,10 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { watchChildren, watchData, type DataValue, type Watch, type ZkSession } from '../zk/index.js'
 import { decodeTarget } from './codec.js'
+import type { Route } from './routes.js'
+
+// Shared by every target without routes (the default pool): no allocation per parse.
+const NO_ROUTES: readonly Route[] = Object.freeze([])
 
 export interface TargetInfo {
   readonly name: string
@@ -17,6 +21,10 @@ export interface TargetInfo {
   readonly requests: number
   readonly revision: string | undefined
   readonly startedAt: string | undefined
+  /** What it serves (`--route`); empty: the default pool, for requests no route matches. */
+  readonly routes: readonly Route[]
+  /** Proxies remove the matched route's path prefix from what they forward to it. */
+  readonly stripPrefix: boolean
   /** Changes when the znode is re-created (its czxid): resets ejection and local counts. */
   readonly generation: string
   readonly version: number
@@ -161,6 +169,8 @@ export class TargetSet extends EventEmitter {
           requests: r.target.requests,
           revision: r.target.revision,
           startedAt: r.target.startedAt,
+          routes: r.target.routes ?? NO_ROUTES,
+          stripPrefix: r.target.stripPrefix === true,
           generation: String(value.stat.czxid),
           version: value.stat.version,
           bare: /^\s*\d+\s*$/.test(value.data.toString('latin1'))

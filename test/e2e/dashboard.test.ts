@@ -46,7 +46,7 @@ async function launch (): Promise<Browser> {
 }
 
 /** A replica as the proxy sees it: a backend plus its own session holding its ephemeral znode. */
-async function replica (path: string, name: string, revision: string): Promise<{ session: ZkSession, stop: () => Promise<void> }> {
+async function replica (path: string, name: string, revision: string, routes: string[] = []): Promise<{ session: ZkSession, stop: () => Promise<void> }> {
   const b = await startBackend(name, (req: IncomingMessage, res: ServerResponse) => {
     // Static assets are cacheable, so the cache card has something to show.
     if (req.url?.startsWith('/static/') === true) res.setHeader('cache-control', 'public, max-age=60')
@@ -54,10 +54,10 @@ async function replica (path: string, name: string, revision: string): Promise<{
   })
   const session = await connectSession(zk.connectString)
   await session.mkdirp(path)
-  // A new replica starts at the lowest live count, as replicas do (DESIGN.md), or it would
+  // A new replica starts at the lowest live count, as replicas do (docs/znodes.md), or it would
   // take all the traffic until it caught up.
   const counts = await Promise.all((await session.children(path)).map(async n => (JSON.parse((await session.get(`${path}/${n}`)).data.toString()) as { requests: number }).requests))
-  const data = { url: b.url, requests: counts.length === 0 ? 0 : Math.min(...counts), revision, startedAt: new Date().toISOString() }
+  const data = { url: b.url, requests: counts.length === 0 ? 0 : Math.min(...counts), revision, startedAt: new Date().toISOString(), ...(routes.length === 0 ? {} : { routes }) }
   await session.create(`${path}/${name}`, Buffer.from(JSON.stringify(data)), CreateMode.EPHEMERAL)
   // Like a replica's SIGTERM: the znode goes first (closing the session deletes it), then the server.
   return { session, stop: async () => { await session.close(); await b.close() } }
@@ -105,10 +105,13 @@ it('shows the targets live: two, a third within 2 s of registering, then one few
   const load = traffic(proxy.url)
   try {
     const registeredAt = Date.now()
-    await replica(path, 'web-3', '9f2c1e0')
+    await replica(path, 'web-3', '9f2c1e0', ['Shop.example.com', 'example.com/api/'])
     await waitForRows(page, 3, ms(2000))
     expect(Date.now() - registeredAt).toBeLessThan(ms(2000))
     expect(await rowNames(page)).toEqual(['web-1', 'web-2', 'web-3'])
+    // A target's routes show under its URL; a default-pool target shows none.
+    await expect.poll(async () => await page.locator('#rows tr[data-target="web-3"] .routes').textContent(), { timeout: ms(5000) }).toBe('routes: shop.example.com, example.com/api')
+    expect(await page.locator('#rows tr[data-target="web-1"] .routes').isHidden()).toBe(true)
 
     // The artifact: three targets under traffic, light and dark.
     await page.waitForFunction(() => Array.from(document.querySelectorAll('#rows .pct')).every(e => /%$/.test(e.textContent ?? '')), undefined, { timeout: ms(8000) })

@@ -45,7 +45,7 @@ function sample (text: string, name: string, labels: Record<string, string> = {}
   return undefined
 }
 
-interface Row { name: string, url: string, requests: number, inFlight: number, ejected: boolean, ejectedUntil: string | null, revision: string | null, startedAt: string | null }
+interface Row { name: string, url: string, requests: number, inFlight: number, ejected: boolean, ejectedUntil: string | null, revision: string | null, startedAt: string | null, routes: string[] }
 
 async function registerFull (s: ZkSession, path: string, name: string, url: string, revision: string, startedAt: string): Promise<void> {
   await s.mkdirp(path)
@@ -142,7 +142,7 @@ describe('GET /targets', () => {
     const before = await json<Row[]>(`${admin}/targets`)
     expect(before.status).toBe(200)
     expect(before.body).toEqual([
-      { name: 'a', url: a.url, requests: 0, inFlight: 0, tunnels: 0, ejected: false, ejectedUntil: null, revision: 'rev-a', startedAt },
+      { name: 'a', url: a.url, requests: 0, inFlight: 0, tunnels: 0, ejected: false, ejectedUntil: null, revision: 'rev-a', startedAt, routes: [], stripPrefix: false },
       expect.objectContaining({ name: 'dead', ejected: false, revision: 'rev-d' })
     ])
 
@@ -163,6 +163,42 @@ describe('GET /targets', () => {
     expect(sample(m, 'zkproxy_failovers_total', { target: 'dead', stage: 'connect' })).toBeGreaterThanOrEqual(1)
     expect(sample(m, 'zkproxy_targets', { state: 'ejected' })).toBe(1)
     expect(sample(m, 'zkproxy_target_ejected', { target: 'dead' })).toBe(1)
+  })
+})
+
+describe('routes on the admin listener', () => {
+  it('GET /targets shows each target\'s routes, GET /routes the pools, /metrics the route info and pool sizes', async () => {
+    const path = uniquePath('targets')
+    const s = await connectSession(zkCluster().connectString)
+    await s.mkdirp(path)
+    const create = async (name: string, routes?: string[]): Promise<void> => {
+      const b = await startBackend(name)
+      await s.create(`${path}/${name}`, Buffer.from(JSON.stringify({ url: b.url, requests: 0, ...(routes === undefined ? {} : { routes }) })), CreateMode.EPHEMERAL)
+    }
+    await create('shop-1', ['Shop.Example.com'])
+    await create('shop-2', ['shop.example.com', 'example.com/api/'])
+    await create('site')
+    const proxy = await startWithAdmin(zkCluster().connectString, path)
+    const admin = adminUrl(proxy)
+    await until(() => proxy.router.targets.length === 3, { message: 'three targets' })
+
+    const rows = (await json<Row[]>(`${admin}/targets`)).body
+    expect(rows.map(r => [r.name, r.routes])).toEqual([
+      ['shop-1', ['shop.example.com']],
+      ['shop-2', ['shop.example.com', 'example.com/api']],
+      ['site', []]
+    ])
+    expect((await json(`${admin}/routes`)).body).toEqual([
+      { route: '(default)', targets: ['site'], routable: 1 },
+      { route: 'example.com/api', targets: ['shop-2'], routable: 1 },
+      { route: 'shop.example.com', targets: ['shop-1', 'shop-2'], routable: 2 }
+    ])
+    const m = (await get(`${admin}/metrics`)).text
+    expect(sample(m, 'zkproxy_target_route_info', { target: 'shop-2', route: 'example.com/api' })).toBe(1)
+    expect(sample(m, 'zkproxy_target_route_info', { target: 'site', route: '(default)' })).toBe(1)
+    expect(sample(m, 'zkproxy_target_route_info', { target: 'site', route: 'shop.example.com' })).toBeUndefined()
+    expect(sample(m, 'zkproxy_pool_targets', { route: 'shop.example.com', state: 'routable' })).toBe(2)
+    expect(sample(m, 'zkproxy_pool_targets', { route: 'shop.example.com', state: 'ejected' })).toBe(0)
   })
 })
 

@@ -51,8 +51,8 @@ async function replicaSession (connect = zkConnect): Promise<ZkSession> {
   return await connectSession(connect, { auth: [{ scheme: 'digest', credential: REPLICA }] })
 }
 
-async function startReplica (session: ZkSession, p: { targets: string, cacheAge: string }, name: string, url: string): Promise<Registration> {
-  const r = new Registration({ session, targetsPath: p.targets, cacheAgePath: p.cacheAge, name, url, revision: 'rev-1', logger: silentLogger, acls })
+async function startReplica (session: ZkSession, p: { targets: string, cacheAge: string }, name: string, url: string, routes: string[] = []): Promise<Registration> {
+  const r = new Registration({ session, targetsPath: p.targets, cacheAgePath: p.cacheAge, name, url, revision: 'rev-1', routes, logger: silentLogger, acls })
   registrations.push(r)
   r.start()
   await until(() => r.state === 'registered', { timeoutMs: ms(10_000), message: `${name} registered` })
@@ -92,6 +92,15 @@ describe('ZooKeeper ACLs', () => {
     expect(await codeOf(proxy.create(`${p.targets}/rogue`, json({ url: 'http://127.0.0.1:4001' }), CreateMode.EPHEMERAL))).toBe('ZKPROXY_ERR_ZK_NO_AUTH')
     expect(await codeOf(proxy.set(p.cacheAge, Buffer.from('evil'), -1))).toBe('ZKPROXY_ERR_ZK_NO_AUTH')
     expect(await codeOf(proxy.set(`${p.targets}/b`, json({ url: 'http://127.0.0.1:4000', requests: 7 }), -1))).toBeUndefined()
+  })
+
+  it('a replica with routes registers in ACL mode: its routes pass the read-back check', async () => {
+    const p = paths()
+    const replica = await replicaSession()
+    await startReplica(replica, p, 'routed', 'http://127.0.0.1:4000', ['Shop.example.com', 'example.com/api/'])
+    const t = decodeTarget('routed', (await replica.get(`${p.targets}/routed`)).data)
+    expect(t.ok && t.target.routes?.map(r => r.key)).toEqual(['shop.example.com', 'example.com/api'])
+    expect(aclEquals((await replica.getAcl(`${p.targets}/routed`)).acl, acls.target)).toBe(true)
   })
 
   it('each node carries exactly the documented ACL', async () => {

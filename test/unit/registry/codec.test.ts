@@ -7,6 +7,7 @@ import {
   encodeRevision,
   encodeTarget,
   MAX_REVISION_BYTES,
+  MAX_ROUTES_PER_TARGET,
   MAX_TARGET_DATA_BYTES,
   validateTargetName
 } from '../../../src/registry/codec.js'
@@ -102,6 +103,18 @@ describe('decodeTarget: accepted forms', () => {
     expect(decodeTarget(name, data)).toStrictEqual({ ok: true, target })
   })
 
+  it('parses routes, drops duplicates by canonical key, and treats an empty list as none', () => {
+    const r = decodeTarget('a', json({ url: 'http://h:1', routes: ['Shop.Example.com', 'example.com/api/', 'shop.example.com', '*.example.com', 'example.com/api'] }))
+    if (!r.ok) throw new Error(r.reason)
+    expect(r.target.routes).toStrictEqual([
+      { host: 'shop.example.com', wildcard: false, pathPrefix: '/', key: 'shop.example.com' },
+      { host: 'example.com', wildcard: false, pathPrefix: '/api', key: 'example.com/api' },
+      { host: 'example.com', wildcard: true, pathPrefix: '/', key: '*.example.com' }
+    ])
+    const none = decodeTarget('a', json({ url: 'http://h:1', routes: [] }))
+    expect(none).toStrictEqual({ ok: true, target: { name: 'a', origin: 'http://h:1', url: 'http://h:1', requests: 0 } })
+  })
+
   it('accepts data of exactly the size limit', () => {
     const base = JSON.stringify({ url: 'http://h:1', requests: 1 })
     const data = text(base + ' '.repeat(MAX_TARGET_DATA_BYTES - base.length))
@@ -154,6 +167,15 @@ describe('decodeTarget: rejections', () => {
     // optional fields
     { title: 'revision not a string', name: 'a', data: json({ url: 'http://h:1', revision: 5 }), reason: /"revision" must be a string/ },
     { title: 'startedAt not a string', name: 'a', data: json({ url: 'http://h:1', startedAt: 0 }), reason: /"startedAt" must be a string/ },
+    // routes: one bad route skips the whole target (it must not serve the default pool instead)
+    { title: 'routes not an array', name: 'a', data: json({ url: 'http://h:1', routes: 'example.com' }), reason: /"routes" must be an array of strings/ },
+    { title: 'routes null', name: 'a', data: json({ url: 'http://h:1', routes: null }), reason: /"routes" must be an array of strings/ },
+    { title: 'a route not a string', name: 'a', data: json({ url: 'http://h:1', routes: ['example.com', 7] }), reason: /array of strings, got number/ },
+    { title: 'a route with a port', name: 'a', data: json({ url: 'http://h:1', routes: ['example.com', 'example.com:80'] }), reason: /"example.com:80" has a port/ },
+    { title: 'a route with a scheme', name: 'a', data: json({ url: 'http://h:1', routes: ['http://example.com'] }), reason: /has a scheme/ },
+    { title: 'an empty route', name: 'a', data: json({ url: 'http://h:1', routes: [''] }), reason: /route is empty/ },
+    { title: 'stripPrefix not a boolean', name: 'a', data: json({ url: 'http://h:1', routes: ['example.com/api'], stripPrefix: 'yes' }), reason: /"stripPrefix" must be true or false/ },
+    { title: 'too many routes', name: 'a', data: json({ url: 'http://h:1', routes: Array.from({ length: MAX_ROUTES_PER_TARGET + 1 }, (_, i) => `h${i}.example.com`) }), reason: /over the 256 limit/ },
     // bare integer names
     { title: 'bare integer with a plain name', name: 'web-1', data: text('5'), reason: /needs a host:port znode name/ },
     { title: 'bare integer with port 0', name: 'h:0', data: text('5'), reason: /needs a host:port znode name/ },
@@ -197,6 +219,28 @@ describe('encodeTarget', () => {
     expect(a.equals(b)).toBe(true)
   })
 
+  it('writes routes after the other fields, as given, and none at all for an empty list', () => {
+    expect(encodeTarget({ url: 'http://h:1', requests: 2, revision: 'r', routes: ['Shop.example.com', 'example.com/api/'] }).toString('utf8'))
+      .toBe('{"url":"http://h:1","requests":2,"revision":"r","routes":["Shop.example.com","example.com/api/"]}')
+    expect(encodeTarget({ url: 'http://h:1', requests: 0, routes: [] }).toString('utf8')).toBe('{"url":"http://h:1","requests":0}')
+  })
+
+  it('reads and writes stripPrefix only when true', () => {
+    const on = decodeTarget('a', json({ url: 'http://h:1', routes: ['example.com/api'], stripPrefix: true }))
+    expect(on.ok && on.target.stripPrefix).toBe(true)
+    const off = decodeTarget('a', json({ url: 'http://h:1', stripPrefix: false }))
+    expect(off).toStrictEqual({ ok: true, target: { name: 'a', origin: 'http://h:1', url: 'http://h:1', requests: 0 } })
+    expect(encodeTarget({ url: 'http://h:1', requests: 0, routes: ['example.com/api'], stripPrefix: true }).toString('utf8'))
+      .toBe('{"url":"http://h:1","requests":0,"routes":["example.com/api"],"stripPrefix":true}')
+    expect(encodeTarget({ url: 'http://h:1', requests: 0, stripPrefix: false }).toString('utf8')).toBe('{"url":"http://h:1","requests":0}')
+  })
+
+  it('writes the routes of a decoded target in their canonical form', () => {
+    const decoded = decodeTarget('a', json({ url: 'http://h:1', requests: 4, routes: ['Example.com/api/'] }))
+    if (!decoded.ok) throw new Error(decoded.reason)
+    expect(encodeTarget(decoded.target).toString('utf8')).toBe('{"url":"http://h:1","requests":4,"routes":["example.com/api"]}')
+  })
+
   it('omits absent optional fields', () => {
     expect(encodeTarget({ url: 'http://h:1', requests: 0 }).toString('utf8')).toBe('{"url":"http://h:1","requests":0}')
   })
@@ -210,16 +254,19 @@ describe('encodeTarget', () => {
   const roundTrips: TargetData[] = [
     { url: 'http://10.0.0.5:4000', requests: 123, revision: '9f2c1e0', startedAt: '2026-11-22T10:00:00.000Z' },
     { url: 'https://[2001:db8::1]:8443', requests: 0 },
-    { url: 'http://h:1', requests: Number.MAX_SAFE_INTEGER, revision: 'ünïcødé ✓' }
+    { url: 'http://h:1', requests: Number.MAX_SAFE_INTEGER, revision: 'ünïcødé ✓' },
+    { url: 'http://h:2', requests: 9, revision: 'r', startedAt: 's', routes: ['shop.example.com', '*.example.com/static'] }
   ]
 
   it.each(roundTrips)('round trips $url', (data) => {
     const decoded = decodeTarget('n', encodeTarget(data))
     if (!decoded.ok) throw new Error(decoded.reason)
-    const { name, origin, ...rest } = decoded.target
+    const { name, origin, routes, ...rest } = decoded.target
     expect(name).toBe('n')
     expect(origin).toBe(new URL(data.url).origin)
-    expect(rest).toStrictEqual(data)
+    const { routes: written, ...fields } = data
+    expect(rest).toStrictEqual(fields)
+    expect(routes?.map(r => r.key)).toStrictEqual(written)
     // Decoding then encoding again gives the same bytes (stable for compare-and-set rewrites).
     expect(encodeTarget(decoded.target).equals(encodeTarget(data))).toBe(true)
   })

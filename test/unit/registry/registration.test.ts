@@ -31,6 +31,34 @@ describe('minimumCount', () => {
   })
 })
 
+describe('minimumCount with routes: the floor of the pools the new target joins', () => {
+  const routed = (requests: number, ...routes: string[]): Buffer => Buffer.from(JSON.stringify({ url: 'http://127.0.0.1:4000', requests, routes }))
+  const fleet = [
+    { name: 'site', data: target(1_000_000) },
+    { name: 'shop-1', data: routed(500, 'shop.example.com') },
+    { name: 'shop-2', data: routed(300, 'Shop.Example.com/') },
+    { name: 'blog-1', data: routed(40, 'blog.example.com') }
+  ]
+
+  it('counts only targets sharing a pool, whatever spelling they used for the route', () => {
+    expect(minimumCount(fleet, 'me', ['shop.example.com'])).toBe(300)
+    expect(minimumCount(fleet, 'me', ['blog.example.com'])).toBe(40)
+  })
+
+  it('a default-pool target is measured against the default pool only', () => {
+    expect(minimumCount(fleet, 'me')).toBe(1_000_000)
+    expect(minimumCount(fleet, 'me', [])).toBe(1_000_000)
+  })
+
+  it('a target joining several pools takes the highest of their minimums (never flooded in any)', () => {
+    expect(minimumCount(fleet, 'me', ['shop.example.com', 'blog.example.com'])).toBe(300)
+  })
+
+  it('is 0 for a route nobody else serves yet', () => {
+    expect(minimumCount(fleet, 'me', ['new.example.com'])).toBe(0)
+  })
+})
+
 describe('startingCount', () => {
   it('a first creation starts at the floor', () => {
     expect(startingCount(undefined, 100_000)).toBe(100_000)
