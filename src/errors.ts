@@ -29,6 +29,7 @@ export const errorCatalogue = {
 
   // The public listener.
   ZKPROXY_ERR_PROXY_NO_TARGETS: { message: 'no live target is registered', statusCode: 503, error: 'no_targets' },
+  ZKPROXY_ERR_PROXY_NO_ROUTE: { message: 'no route matches the request and no target serves the default pool', statusCode: 404, error: 'no_route' },
   ZKPROXY_ERR_PROXY_UPSTREAM_FAILED: { message: 'every attempt to reach a target failed', statusCode: 502, error: 'upstream_failed' },
   ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT: { message: 'the target did not answer in time', statusCode: 504, error: 'upstream_timeout' },
   ZKPROXY_ERR_PROXY_BAD_REQUEST: { message: 'malformed or ambiguous request', statusCode: 400, error: 'bad_request' },

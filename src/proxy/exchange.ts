@@ -16,7 +16,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import type { LiveTarget } from './router.js'
+import type { LiveTarget, Pool } from './router.js'
 import { downstreamFields, type ResponseHeaders } from './headers.js'
 import { writeProblem } from './answers.js'
 import { LARGE_BODY_BYTES, noteStreamed } from './spent-buffers.js'
@@ -49,7 +49,10 @@ export interface ExchangeContext extends FailureContext {
 
 export interface ExchangeInit {
   readonly method: string
-  readonly path: string
+  /** The pool the request was routed to: its targets are the only ones tried. */
+  readonly pool: Pool
+  /** The request-target as this target must see it (a target may strip the route's prefix). */
+  readonly pathFor: (t: LiveTarget) => string
   readonly headers: string[]
   readonly body: RequestBody
   readonly recorder: ResponseRecorder | undefined
@@ -100,7 +103,7 @@ export class Exchange {
     const init = this.#init
     this.#ctx.dispatcher.dispatch({
       origin: t.origin,
-      path: init.path,
+      path: init.pathFor(t),
       method: init.method as Dispatcher.HttpMethod,
       headers: init.headers,
       body: init.body ?? null
@@ -181,7 +184,7 @@ export class Exchange {
     }
     this.#ctx.router.end(t)
     this.#current = undefined
-    const { stage, next } = attemptFailed(this.#ctx, t, err, this.#tries, this.#init.method, this.#replayable, false)
+    const { stage, next } = attemptFailed(this.#ctx, t, err, this.#tries, this.#init.method, this.#replayable, false, this.#init.pool)
     if (next !== undefined) {
       this.start(next)
       return

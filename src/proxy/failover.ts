@@ -54,6 +54,11 @@ export interface ForwardHooks {
   trustForwarded?: (peerAddress: string) => boolean
 }
 
+/** Where the next target comes from: the request's pool (the router's default pool when unrouted). */
+export interface NextTarget {
+  next: (tried: ReadonlySet<string>) => LiveTarget | undefined
+}
+
 /** One request's attempts: how many so far, and which targets were tried. */
 export interface AttemptLog {
   n: number
@@ -79,7 +84,7 @@ export interface FailureOutcome {
  * client; `replayable`: the request body, if any, can be sent again.
  */
 export function attemptFailed (ctx: FailureContext, t: LiveTarget, error: unknown, attempts: AttemptLog,
-  method: string, replayable: boolean, sent: boolean): FailureOutcome {
+  method: string, replayable: boolean, sent: boolean, pool: NextTarget = ctx.router): FailureOutcome {
   const { router, log, hooks } = ctx
   const stage = failureStage(error)
   if (stage === 'connect' || stage === 'sent') {
@@ -95,7 +100,8 @@ export function attemptFailed (ctx: FailureContext, t: LiveTarget, error: unknow
   if (!mayRetry) return { stage, next: undefined }
   attempts.tried ??= new Set()
   attempts.tried.add(t.name)
-  const next = router.next(attempts.tried)
+  // Failover stays inside the request's pool: another app's targets never answer for it.
+  const next = pool.next(attempts.tried)
   if (next !== undefined) {
     hooks?.onFailover?.(t, stage)
     log.debug({ from: t.name, to: next.name, stage, err: error }, 'failover')

@@ -86,14 +86,21 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
 
     // ---- balance and exchange (the cache stage's next stage) ----
     const send = (life: RequestLife, recorder: ResponseRecorder | undefined, body: RequestBody): void => {
-      const first = router.pick()
+      // ---- route: the pool of the Host and path (routes declared by the targets) ----
+      const pool = router.pool(req.headers.host, url)
+      if (pool === undefined) {
+        writeProblem(req, res, 'ZKPROXY_ERR_PROXY_NO_ROUTE', `no route for ${req.headers.host ?? '(no Host)'}${url.split('?')[0]!}`)
+        return
+      }
+      const first = pool.pick()
       if (first === undefined) {
         if (recorder?.failed(503) !== true) writeProblem(req, res, 'ZKPROXY_ERR_PROXY_NO_TARGETS', noTargetsMessage(router.hasView))
         return
       }
       const exchange = new Exchange(ctx, req, res, {
         method,
-        path: upstreamTarget(url),
+        pool,
+        pathFor: (t) => upstreamTarget(pool.upstreamPath(t, url)),
         headers: upstreamHeaderList(req.headers, client || 'unknown', proto, trust?.(client) === true, opts.passHost),
         body,
         recorder,
@@ -152,7 +159,10 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
       if (closing()) { writeProblem(req, res(), 'ZKPROXY_ERR_PROXY_SHUTTING_DOWN', undefined, undefined, CLOSE); return }
       const client = req.socket.remoteAddress ?? ''
       const headers = upstreamHeaderList(req.headers, client || 'unknown', proto, trust?.(client) === true, opts.passHost)
-      opts.tunnels.open(req, socket, head, upstreamTarget(normalizeRequestTarget(req.url ?? '/')), headers)
+      const url = normalizeRequestTarget(req.url ?? '/')
+      const pool = router.pool(req.headers.host, url)
+      if (pool === undefined) { writeProblem(req, res(), 'ZKPROXY_ERR_PROXY_NO_ROUTE', `no route for ${req.headers.host ?? '(no Host)'}`, undefined, CLOSE); return }
+      opts.tunnels.open(req, socket, head, pool, (t) => upstreamTarget(pool.upstreamPath(t, url)), headers)
     } catch (err) {
       log.error({ err, url: req.url }, 'upgrade failed')
       socket.destroy()

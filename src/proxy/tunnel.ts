@@ -11,7 +11,7 @@ import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
-import type { LiveTarget, Router } from './router.js'
+import type { LiveTarget, Pool, Router } from './router.js'
 import type { ForwardHooks } from './failover.js'
 import { attemptFailed, exhaustedMessage, type AttemptLog, type FailureContext } from './failover.js'
 import { downstreamFields, type ResponseHeaders } from './headers.js'
@@ -89,18 +89,18 @@ export class Tunnels {
    * Starts a tunnel for an upgrade request (already guarded); `headers` are the fields for the
    * target (hop-by-hop ones dropped: undici adds Connection and Upgrade itself).
    */
-  open (req: IncomingMessage, socket: Duplex, head: Buffer, path: string, headers: string[]): void {
+  open (req: IncomingMessage, socket: Duplex, head: Buffer, pool: Pool, pathFor: (t: LiveTarget) => string, headers: string[]): void {
     if (this.#open.size >= this.#opts.maxTunnels) {
       this.#refused++
       writeProblem(req, responseOn(req, socket), 'ZKPROXY_ERR_PROXY_TOO_MANY_TUNNELS', `${this.#opts.maxTunnels} tunnels are open`)
       return
     }
-    const first = this.#opts.router.pick()
+    const first = pool.pick()
     if (first === undefined) {
       writeProblem(req, responseOn(req, socket), 'ZKPROXY_ERR_PROXY_NO_TARGETS', this.#opts.router.hasView ? 'no live target is registered' : 'no view of the targets yet (waiting for ZooKeeper)')
       return
     }
-    const tunnel = new Tunnel(this, req, socket, head, path, headers)
+    const tunnel = new Tunnel(this, req, socket, head, pool, pathFor, headers)
     this.#open.add(tunnel)
     this.#opened++
     tunnel.start(first)
@@ -129,7 +129,8 @@ class Tunnel {
   readonly #req: IncomingMessage
   readonly #client: Duplex
   readonly #head: Buffer
-  readonly #path: string
+  readonly #pool: Pool
+  readonly #pathFor: (t: LiveTarget) => string
   readonly #headers: string[]
   readonly #tries: AttemptLog = { n: 0, tried: undefined }
   target: LiveTarget | undefined
@@ -138,12 +139,13 @@ class Tunnel {
   #ended = false
   #attempt = 0
 
-  constructor (owner: Tunnels, req: IncomingMessage, client: Duplex, head: Buffer, path: string, headers: string[]) {
+  constructor (owner: Tunnels, req: IncomingMessage, client: Duplex, head: Buffer, pool: Pool, pathFor: (t: LiveTarget) => string, headers: string[]) {
     this.#owner = owner
     this.#req = req
     this.#client = client
     this.#head = head
-    this.#path = path
+    this.#pool = pool
+    this.#pathFor = pathFor
     this.#headers = headers
     // Before the 101 too: a client that leaves during the handshake ends the tunnel.
     client.once('close', () => { this.close('client') })
@@ -157,7 +159,7 @@ class Tunnel {
     this.target = t
     const attempt = ++this.#attempt
     const current = (): boolean => attempt === this.#attempt && !this.#ended
-    this.#owner.dispatcher.dispatch({ origin: t.origin, path: this.#path, method: 'GET', headers: this.#headers, upgrade: 'websocket' }, {
+    this.#owner.dispatcher.dispatch({ origin: t.origin, path: this.#pathFor(t), method: 'GET', headers: this.#headers, upgrade: 'websocket' }, {
       onRequestStart: (controller) => {
         if (!current()) { controller.abort(new Error('tunnel given up')); return }
         this.#controller = controller
@@ -228,7 +230,7 @@ class Tunnel {
       this.close('error')
       return
     }
-    const { stage, next } = attemptFailed(ctx, t, err, this.#tries, 'GET', true, false)
+    const { stage, next } = attemptFailed(ctx, t, err, this.#tries, 'GET', true, false, this.#pool)
     if (next !== undefined) {
       this.start(next)
       return
