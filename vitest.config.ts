@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config'
 
-// Three tiers (CONVENTIONS.md "Tests"): unit is pure and fast; integration talks to a real
+// Three tiers (docs/architecture.md, tests): unit is pure and fast; integration talks to a real
 // ZooKeeper started by test/support; e2e runs the built CLI as processes. Security tests
 // (docs/security.md) are integration tests grouped by attack.
 export default defineConfig({

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure the tests can start a real ZooKeeper (DESIGN.md "ZooKeeper for tests, demo and
+# Makes sure the tests can start a real ZooKeeper (docs/operations.md "ZooKeeper for tests, demo and
 # users"). Looks where test/support/zookeeper.ts looks: ZK_CONNECT (then nothing to do),
 # ZOOKEEPER_HOME, the Debian/Ubuntu package, /opt/zookeeper, /usr/local/zookeeper, Homebrew.
 # Silent when everything is there; installs the OS package when it can (root or password-less

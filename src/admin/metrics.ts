@@ -1,4 +1,4 @@
-// Prometheus metrics for one proxy (names `zkproxy_<noun>_<unit|total>`, CONVENTIONS.md). Each
+// Prometheus metrics for one proxy (names `zkproxy_<noun>_<unit|total>`). Each
 // ProxyMetrics owns its own Registry, never prom-client's global one, so several proxies can
 // live in one process (the integration tests do). Per-request work is one increment on a
 // label child cached per target; everything that already exists as a number somewhere

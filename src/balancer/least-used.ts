@@ -9,7 +9,7 @@ export interface LeastUsedStrategyOptions {
   readonly ejections: EjectionView
 }
 
-// Load order from DESIGN.md "Routing": fewest requests, then fewest in-flight.
+// Load order (docs/architecture.md, balancing): fewest requests, then fewest in-flight.
 // Explicit comparisons rather than subtraction, so huge counts cannot lose precision.
 function compareLoad (a: TargetState, b: TargetState): number {
   if (a.requests !== b.requests) return a.requests < b.requests ? -1 : 1

@@ -14,7 +14,7 @@ export interface TargetState {
   readonly generation: string
 }
 
-/** Milliseconds; injected so tests drive time by hand (CONVENTIONS.md "Tests"). */
+/** Milliseconds; injected so tests drive time by hand (no real clock in unit tests). */
 export type Clock = () => number
 
 /** Uniform in [0, 1); injected so tie-breaks are reproducible under a seed. */

@@ -1,4 +1,4 @@
-// Runs a real ZooKeeper from the local installation (DESIGN.md "ZooKeeper for tests, demo and
+// Runs a real ZooKeeper from the local installation (docs/operations.md "ZooKeeper for tests, demo and
 // users"): finds it, writes a server's config into its own temp dir, starts the JVM ourselves
 // (not via zkServer.sh, so we hold the real PID), waits until it serves, and stops it by PID.
 // `zkproxy dev` uses startStandalone(); the test harness (test/support/zookeeper.ts) builds

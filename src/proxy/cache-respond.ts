@@ -21,7 +21,7 @@ function hasContentLength (status: number): boolean {
   return status >= 200 && status !== 204 && status !== 304
 }
 
-// RFC 9111 §5.5 obsoletes Warning, but clients and tools still read it; the issue asks for it.
+// RFC 9111 §5.5 obsoletes Warning, but clients and tools still read it.
 const STALE_WARNING = '110 - "Response is Stale"'
 
 /** A stored response with its pre-serialised head; one per stored variant. */

@@ -10,7 +10,7 @@ import type { LiveTarget, Router } from './router.js'
 /** Where an attempt failed: before the request could reach the backend, or after. */
 export type FailureStage = 'connect' | 'sent' | 'timeout' | 'other'
 
-// undici / Node error codes, translated once (CONVENTIONS.md: foreign codes in a table).
+// undici / Node error codes, translated once (foreign codes in one table).
 const STAGE_BY_CODE: Record<string, FailureStage> = {
   ECONNREFUSED: 'connect',
   UND_ERR_CONNECT_TIMEOUT: 'connect',

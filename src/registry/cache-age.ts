@@ -1,4 +1,4 @@
-// The content revision watcher (DESIGN.md "Cache" → invalidation): proxies keep a re-armed
+// The content revision watcher (docs/cache.md, invalidation): proxies keep a re-armed
 // data watch on /cacheAge and drop their caches when the revision published there changes to
 // a different value. The watch layer (src/zk/watch.ts) is level-triggered: it re-reads after
 // every fire and on every new session, and delivers a value only when the znode's version

@@ -1,4 +1,4 @@
-// The content revision a replica publishes in /cacheAge (DESIGN.md "ZooKeeper data model"),
+// The content revision a replica publishes in /cacheAge (docs/znodes.md),
 // and its publication: proxies drop their caches when it changes, so it must change exactly when
 // the served content does. An explicit --revision wins; else the git commit of the served folder's repository;
 // else the start time, which changes on every start (a safe, if costly, default: a replica

@@ -1,4 +1,4 @@
-// The bundled replica's HTTP side: a plain static file server (DESIGN.md "Replicas").
+// The bundled replica's HTTP side: a plain static file server (docs/operations.md "Replicas").
 // Registration, draining and listening belong to the caller; this file only builds the app.
 
 import { realpathSync } from 'node:fs'

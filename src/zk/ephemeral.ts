@@ -20,7 +20,7 @@ export interface EphemeralOptions {
   readonly data: (last: Buffer | undefined) => Buffer
   readonly logger: Logger
   /**
-   * Applied right after create: the client always creates with the open ACL (DESIGN.md
+   * Applied right after create: the client always creates with the open ACL (docs/security.md
    * "Known limits"), so between the two calls anyone may write or re-ACL the node. The ACL is
    * set only if nobody changed it first (ACL version 0), and the node is deleted and created
    * again when someone did, or when `verify` says its data is not what we wrote.

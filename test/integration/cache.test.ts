@@ -2,7 +2,7 @@
 // origin that counts requests per URL. The origin's response is described by the query
 // (`?cc=max-age=60&h=etag:"v1"&status=404`), so each test reads as the rule it checks.
 // Rules: RFC 9111 §3 (storing), §4 (reuse, Vary, 304s, invalidation), §5.2 (Cache-Control),
-// RFC 5861 (stale-if-error), and DESIGN.md "Cache".
+// RFC 5861 (stale-if-error), and docs/cache.md.
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { request } from 'undici'

@@ -1,4 +1,4 @@
-// Polling with a deadline instead of sleeps (CONVENTIONS.md "Tests"). One timing object scales
+// Polling with a deadline instead of sleeps (a flaky test is a race to find, not a sleep to lengthen). One timing object scales
 // every timeout so a slow CI machine can stretch them all at once.
 
 import { setTimeout as sleep } from 'node:timers/promises'

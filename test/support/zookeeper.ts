@@ -1,4 +1,4 @@
-// A real ZooKeeper for integration and e2e tests (DESIGN.md "ZooKeeper for tests, demo and
+// A real ZooKeeper for integration and e2e tests (docs/operations.md "ZooKeeper for tests, demo and
 // users"): a standalone server or a 3-node ensemble on free loopback ports, each node a JVM we
 // start ourselves (not via zkServer.sh, so we hold the real PID) with its own temp dir.
 // ZK_CONNECT switches to an external ensemble that we only talk to.

@@ -215,7 +215,7 @@ describe('LeastUsedStrategy', () => {
   })
 
   // Property-style: on random tables, pick() and order() agree modulo the random
-  // tie-break, and order() is sorted the way DESIGN.md "Routing" says.
+  // tie-break, and order() is sorted the way docs/architecture.md says.
   it('pick agrees with order()[0] on 500 random tables', () => {
     const gen = seededRandom(2024)
     const int = (n: number): number => Math.floor(gen() * n)
