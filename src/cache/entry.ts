@@ -63,7 +63,7 @@ export function createEntry (input: CreateEntryInput): CachedEntry {
   }
 }
 
-// Per-entry bookkeeping (objects, Map and node-cache slots, the key) that a byte bound on
+// Per-entry bookkeeping (objects, the store's slots, the key) that a byte bound on
 // bodies alone would miss: many tiny entries must still count against `maxBytes`.
 const ENTRY_OVERHEAD_BYTES = 256
 

@@ -29,7 +29,7 @@ const STAGE_BY_CODE: Record<string, FailureStage> = {
 
 export function failureStage (err: unknown): FailureStage {
   let e = err as { code?: unknown, cause?: unknown } | undefined
-  // reply-from wraps undici's error (cause); walk down to the first known code.
+  // A wrapped error carries undici's as its cause; walk down to the first known code.
   for (let depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
     if (typeof e.code === 'string' && STAGE_BY_CODE[e.code] !== undefined) return STAGE_BY_CODE[e.code]!
     e = e.cause as typeof e
