@@ -39,12 +39,15 @@ export class Fixture {
   readonly originPorts: readonly number[]
   readonly origins: readonly TrackedProcess[]
   readonly proxyNodeFlags: readonly string[]
+  /** BENCH_BASELINE_CLI: another zkproxy build to measure beside this one. */
+  readonly baselineCli: string | undefined
   /** Stopped first, each with its own signal, before the catch-all SIGKILL. */
   readonly graceful: Array<{ p: TrackedProcess, signal: NodeJS.Signals, graceMs: number }> = []
   #zk: Promise<{ zk: ZkCluster, session: ZkSession }> | undefined
   #proxies = new Map<string, Promise<{ url: string, p: TrackedProcess }>>()
 
-  private constructor (tmp: string, here: string, originPorts: number[], origins: TrackedProcess[], proxyNodeFlags: readonly string[]) {
+  private constructor (tmp: string, here: string, originPorts: number[], origins: TrackedProcess[], proxyNodeFlags: readonly string[], baselineCli: string | undefined) {
+    this.baselineCli = baselineCli
     this.tmp = tmp
     this.here = here
     this.originPorts = originPorts
@@ -52,10 +55,10 @@ export class Fixture {
     this.proxyNodeFlags = proxyNodeFlags
   }
 
-  static async start (tmp: string, here: string, proxyNodeFlags: readonly string[]): Promise<Fixture> {
+  static async start (tmp: string, here: string, proxyNodeFlags: readonly string[], baselineCli?: string): Promise<Fixture> {
     const ports = [await freePort(), await freePort()]
     const origins = await Promise.all(ports.map(async (p, i) => await nodeScript(join(here, 'origin.js'), [String(p), `origin-${i}`], `origin-${i}`)))
-    return new Fixture(tmp, here, ports, origins, proxyNodeFlags)
+    return new Fixture(tmp, here, ports, origins, proxyNodeFlags, baselineCli)
   }
 
   /** ZooKeeper and the bench's session, if a case started them. */
@@ -85,13 +88,13 @@ export class Fixture {
    * it routes to a target. The admin listener is on, as by default, so metrics are recorded.
    * `logFile`: its stdout (the access log) goes there instead of through this process.
    */
-  async proxy (name: string, flags: readonly string[], logFile?: string): Promise<{ url: string, p: TrackedProcess }> {
+  async proxy (name: string, flags: readonly string[], logFile?: string, cliPath?: string): Promise<{ url: string, p: TrackedProcess }> {
     let started = this.#proxies.get(name)
     if (started === undefined) {
       started = (async () => {
         const { zk } = await this.zk()
         const port = await freePort()
-        const cli = join(this.here, '..', 'src', 'cli', 'main.js')
+        const cli = cliPath ?? join(this.here, '..', 'src', 'cli', 'main.js')
         const args = [...this.proxyNodeFlags, cli, 'proxy', '--zk', zk.connectString, '--listen', `127.0.0.1:${port}`,
           '--admin', `127.0.0.1:${await freePort()}`, '--log-level', 'info', ...flags]
         // `exec` keeps the PID: the tracked process is node itself, with stdout in the file.
@@ -173,8 +176,8 @@ async function startPeer (f: Fixture, peer: Peer): Promise<Case | string> {
   return { name: peer.name, describe: `${peer.describe} (${peer.binary} ${version(binary, peer.versionArgs)})`, url, pid: p.pid, paced: peer.name === 'nginx' }
 }
 
-const zkCase = async (f: Fixture, name: string, describe: string, proxy: string, flags: string[], extra: { path?: string, script?: string, logFile?: string, paced?: boolean } = {}): Promise<Case> => {
-  const { url, p } = await f.proxy(proxy, flags, extra.logFile)
+const zkCase = async (f: Fixture, name: string, describe: string, proxy: string, flags: string[], extra: { path?: string, script?: string, logFile?: string, paced?: boolean, cli?: string } = {}): Promise<Case> => {
+  const { url, p } = await f.proxy(proxy, flags, extra.logFile, extra.cli)
   return { name, describe, url: `${url}${extra.path ?? PATH}`, pid: p.pid, paced: extra.paced ?? false, ...(extra.script === undefined ? {} : { script: extra.script }) }
 }
 
@@ -200,6 +203,12 @@ export const CASES: ReadonlyArray<{ readonly name: string, start: (f: Fixture) =
       writeFileSync(script, postScript(POST_BYTES))
       return await zkCase(f, 'zk-post', `the same zkproxy process, POST with a ${POST_BYTES}-byte body`, 'zkproxy', ['--cache-ttl', '0'], { script })
     }
+  },
+  {
+    name: 'zk-baseline',
+    start: async (f) => f.baselineCli === undefined
+      ? 'skip zk-baseline: set BENCH_BASELINE_CLI to another build\'s dist/src/cli/main.js'
+      : await zkCase(f, 'zk-baseline', `another zkproxy build (${f.baselineCli}), cache off, GET`, 'zkproxy-baseline', ['--cache-ttl', '0'], { cli: f.baselineCli, paced: true })
   },
   { name: 'zk-log', start: async (f) => await zkCase(f, 'zk-log', 'zkproxy, cache off, --access-log written to a file, GET', 'zkproxy-log', ['--cache-ttl', '0', '--access-log'], { logFile: join(f.tmp, 'access.log') }) },
   { name: 'zk-miss', start: async (f) => await zkCase(f, 'zk-miss', 'zkproxy, cache on, every response no-store (forwarded)', 'zkproxy-cache', [], { path: `/no-store${PATH}` }) },

@@ -15,6 +15,8 @@ export interface Knobs {
   readonly pairS: number
   /** Extra node flags for the zkproxy processes (e.g. --cpu-prof). */
   readonly proxyNodeFlags: readonly string[]
+  /** Another zkproxy build's CLI, run as the zk-baseline case; undefined: that case is skipped. */
+  readonly baselineCli: string | undefined
   /** Where to write the results as JSON; undefined: nowhere. */
   readonly jsonPath: string | undefined
 }
@@ -28,6 +30,7 @@ export const KNOBS: Readonly<Record<string, string>> = {
   BENCH_PAIR_BLOCKS: 'mirrored blocks for the cache-hit ratios, 0 skips them (default 6)',
   BENCH_PAIR_S: 'seconds per run in a mirrored block (default 2)',
   BENCH_PROXY_NODE_FLAGS: 'extra node flags for the zkproxy processes, e.g. --cpu-prof',
+  BENCH_BASELINE_CLI: 'another build of zkproxy (its dist/src/cli/main.js), measured as zk-baseline (cache off, GET) beside this one',
   BENCH_JSON: 'write the results as JSON to this file (as --json PATH)'
 }
 
@@ -77,6 +80,7 @@ export function parseKnobs (env: NodeJS.ProcessEnv, argv: readonly string[], cas
     pairBlocks: integer(env, 'BENCH_PAIR_BLOCKS', 6, 0),
     pairS: integer(env, 'BENCH_PAIR_S', 2, 1),
     proxyNodeFlags: (env['BENCH_PROXY_NODE_FLAGS'] ?? '').split(' ').filter(f => f !== ''),
+    baselineCli: env['BENCH_BASELINE_CLI'] === undefined || env['BENCH_BASELINE_CLI'] === '' ? undefined : env['BENCH_BASELINE_CLI'],
     jsonPath
   }
 }

@@ -41,7 +41,9 @@ export const RATIOS: ReadonlyArray<{ readonly section: string, readonly ratios: 
     section: 'one request path (zkproxy, cache off)',
     ratios: [
       r('POST 1 KiB / GET', 'zk-post', 'zkproxy', 'rps', { op: '>=', value: 0.8 }),
-      r('GET with --access-log / GET', 'zk-log', 'zkproxy', 'rps', { op: '>=', value: 0.8 })
+      r('GET with --access-log / GET', 'zk-log', 'zkproxy', 'rps', { op: '>=', value: 0.8 }),
+      r('GET / the baseline build\'s GET', 'zkproxy', 'zk-baseline', 'rps', { op: '>=', value: 1 }, 'BENCH_BASELINE_CLI'),
+      r('GET / the baseline build\'s GET', 'zkproxy', 'zk-baseline', 'cpuUs')
     ]
   },
   {

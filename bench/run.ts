@@ -81,7 +81,7 @@ async function main (knobs: Knobs, command: string, wrk: string): Promise<void> 
   }
   try {
     process.stderr.write(`command: ${command}\n`)
-    const f = fixture = await Fixture.start(tmp, here, knobs.proxyNodeFlags)
+    const f = fixture = await Fixture.start(tmp, here, knobs.proxyNodeFlags, knobs.baselineCli)
     const cases: Case[] = []
     const skipped: string[] = []
     for (const c of CASES.filter(c => knobs.cases === undefined || knobs.cases.includes(c.name))) {

@@ -12,3 +12,28 @@ export function createLogger (opts: { level: LogLevel, pretty: boolean, cmd?: st
   // Synchronous pretty stream: no worker thread, and nothing lost when we exit right after.
   return pino(base, pretty({ colorize: process.stdout.isTTY, sync: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }))
 }
+
+/** How long an access-log line may wait in the buffer before it is written. */
+const ACCESS_LOG_FLUSH_MS = 200
+
+/**
+ * The access log's own stream (--access-log): the same JSON lines on stdout, but buffered (4 KiB
+ * or 200 ms, whichever first) so a line per request does not cost a write system call per
+ * request. Writes are synchronous (no write is ever in flight), so what is buffered is written
+ * whole when the process exits. The proxy's other log lines stay
+ * unbuffered: they are rare and someone may be waiting for them.
+ */
+export function createAccessLogger (logger: Logger): Logger {
+  if (!logger.isLevelEnabled('info')) return logger
+  const dest = pino.destination({ dest: 1, minLength: 4096, sync: true })
+  const write = (): void => {
+    try { dest.flushSync() } catch { /* stdout gone: the lines have nowhere to go */ }
+  }
+  const timer = setInterval(write, ACCESS_LOG_FLUSH_MS)
+  timer.unref()
+  process.once('exit', () => {
+    clearInterval(timer)
+    write()
+  })
+  return pino({ level: 'info', base: logger.bindings() }, dest)
+}

@@ -11,6 +11,7 @@ import { TargetSet, type Snapshot } from '../registry/target-set.js'
 import { RequestCounter } from '../registry/request-counter.js'
 import { Router } from '../proxy/router.js'
 import { createProxyServer, type ProxyServer } from '../proxy/server.js'
+import { createAccessLogger } from './logger.js'
 import { CacheStage } from '../proxy/cache-stage.js'
 import { watchRevision } from '../registry/cache-age.js'
 import { ProxyMetrics } from '../admin/metrics.js'
@@ -78,7 +79,8 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     router,
     logger: log,
     limits: cfg,
-    accessLog: cfg.accessLog,
+    // Pretty logs are for a human watching: unbuffered; JSON access lines go through a buffer.
+    accessLog: !cfg.accessLog ? undefined : cfg.logPretty ? log : createAccessLogger(log),
     // trustForwarded rides in `hooks` because that is what reaches the request path.
     hooks: { ...metrics?.forwardHooks, ...(trustForwarded === undefined ? {} : { trustForwarded }) },
     ...tlsMaterial,

@@ -36,8 +36,8 @@ export interface RequestPathOptions {
   readonly limits: BodyLimits
   readonly hooks?: ForwardHooks | undefined
   readonly cache?: CacheStage | undefined
-  /** One log line per request, written when it ends. */
-  readonly accessLog?: boolean
+  /** Where one line per request goes, written when it ends; absent: no access log. */
+  readonly accessLog?: Logger | undefined
   /** True once the listener is draining: new requests on open connections get 503. */
   readonly closing: () => boolean
   /** Send the client's Host to the target (else the target's own host:port). */
@@ -58,7 +58,8 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
   const log = opts.logger
   const ctx: ExchangeContext = { router, dispatcher: opts.dispatcher, attempts: opts.attempts, log, hooks }
   const trust = hooks?.trustForwarded
-  const timed = hooks?.onComplete !== undefined || opts.accessLog === true
+  const accessLog = opts.accessLog
+  const timed = hooks?.onComplete !== undefined || accessLog !== undefined
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const startedAt = timed ? performance.now() : 0
@@ -66,19 +67,24 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
     const client = req.socket.remoteAddress ?? ''
 
     // ---- guard ----
+    const refuse = (code: Parameters<typeof writeProblem>[2], message: string | undefined, fields: readonly string[]): void => {
+      // Answered before the connection took the request in: logged when written.
+      if (accessLog !== undefined) res.once('finish', () => { logRequest(accessLog, req, res, client, startedAt, false, undefined) })
+      writeProblem(req, res, code, message, undefined, fields)
+    }
     const bad = checkRequest(req)
     if (bad !== undefined) {
       // Ambiguous framing: never reuse this connection.
-      writeProblem(req, res, bad.code, bad.message, undefined, CLOSE)
+      refuse(bad.code, bad.message, CLOSE)
       return
     }
     const method = req.method ?? ''
     if (!FORWARDED_METHODS.has(method)) {
-      writeProblem(req, res, 'ZKPROXY_ERR_PROXY_METHOD_NOT_ALLOWED', `${method} is not forwarded`, undefined, ALLOW)
+      refuse('ZKPROXY_ERR_PROXY_METHOD_NOT_ALLOWED', `${method} is not forwarded`, ALLOW)
       return
     }
     if (closing()) {
-      writeProblem(req, res, 'ZKPROXY_ERR_PROXY_SHUTTING_DOWN', undefined, undefined, CLOSE)
+      refuse('ZKPROXY_ERR_PROXY_SHUTTING_DOWN', undefined, CLOSE)
       return
     }
     const url = normalizeRequestTarget(req.url ?? '/')
@@ -130,7 +136,7 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
       if (cache === undefined) forward(life, undefined)
       else cache.handle(req, res, (recorder) => { forward(life, recorder) })
     })
-    if (opts.accessLog === true) life.onEnd((gone) => { logRequest(log, req, res, client, startedAt, gone, forwardedTo?.target?.name) })
+    if (accessLog !== undefined) life.onEnd((gone) => { logRequest(accessLog, req, res, client, startedAt, gone, forwardedTo?.target?.name) })
   }
 
   const request = (req: IncomingMessage, res: ServerResponse): void => {

@@ -23,7 +23,8 @@ export interface ProxyServerOptions {
   readonly router: Router
   readonly logger: Logger
   readonly limits: ProxyLimits
-  readonly accessLog?: boolean
+  /** Where the access log goes, one line per request; absent: no access log. */
+  readonly accessLog?: Logger | undefined
   readonly tls?: { readonly key: Buffer, readonly cert: Buffer }
   /** Extra CA for https:// targets (PEM). */
   readonly upstreamCa?: Buffer
@@ -93,7 +94,7 @@ export function createProxyServer (opts: ProxyServerOptions): ProxyServer {
     limits,
     hooks: opts.hooks,
     cache: opts.cache,
-    accessLog: opts.accessLog === true,
+    accessLog: opts.accessLog,
     closing: () => closing,
     passHost: limits.upstreamHost === 'client',
     tunnels
