@@ -13,7 +13,7 @@ import { relative } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
-import { Command, commandOptions, devConfig, proxyConfig, type DevConfig, type HostPort } from '../config.js'
+import { commands, devConfig, type DevConfig, type HostPort } from '../config.js'
 import { findZooKeeper, startStandalone, type StandaloneZooKeeper } from '../dev/zookeeper-launcher.js'
 import type { CliContext } from './lifecycle.js'
 import { bounded } from './time.js'
@@ -94,7 +94,7 @@ class DevStack {
       })
       this.#throwIfStopping()
     }
-    this.#proxy = await startProxy(proxyConfig(parseFlags(['--zk', zk, '--listen', hostPort(cfg.listen), '--admin', hostPort(cfg.admin), '--drain-ms', '1000'])), this.#log)
+    this.#proxy = await startProxy(commands.proxy.fromArgs(['--zk', zk, '--listen', hostPort(cfg.listen), '--admin', hostPort(cfg.admin), '--drain-ms', '1000']), this.#log)
     this.#throwIfStopping()
     const names = Array.from({ length: cfg.replicas }, (_, i) => `replica-${i + 1}`)
     // Each replica joins this list as soon as it is spawned, so stop() finds it even when a
@@ -257,12 +257,6 @@ function relay (log: Logger, entry: LogEntry): void {
   const { level, msg, time: _time, pid: _pid, hostname: _host, name: _name, ...fields } = entry
   const method = LEVELS[typeof level === 'number' ? level : 30] ?? 'info'
   log[method](fields, typeof msg === 'string' ? msg : '')
-}
-
-function parseFlags (args: string[]): Record<string, unknown> {
-  const cmd = commandOptions.proxy(new Command('proxy').exitOverride())
-  cmd.parse(args, { from: 'user' })
-  return cmd.opts()
 }
 
 function hostPort (hp: HostPort): string {
