@@ -1,28 +1,18 @@
-// Prometheus metrics for one proxy (names `zkproxy_<noun>_<unit|total>`, CONVENTIONS.md). Each
+// Prometheus metrics for one proxy (names `zkproxy_<noun>_<unit|total>`). Each
 // ProxyMetrics owns its own Registry, never prom-client's global one, so several proxies can
 // live in one process (the integration tests do). Per-request work is one increment on a
 // label child cached per target; everything that already exists as a number somewhere
 // (counter stats, cache stats, session state, in-flight) is read at scrape time by `collect`.
 import { Counter, Histogram, Registry } from 'prom-client'
 import type { FailureStage, ForwardHooks } from '../proxy/forward.js'
-import type { LiveTarget, Router } from '../proxy/router.js'
+import type { LiveTarget } from '../proxy/router.js'
 import { registerCollectors } from './collectors.js'
-import type { RequestCounter } from '../registry/request-counter.js'
-import type { Snapshot, TargetSet } from '../registry/target-set.js'
-import type { CacheLayerStats, CacheMetricsSink } from '../proxy/cache-layer.js'
-import type { ConnectedEvent, SessionState, ZkSession } from '../zk/index.js'
+import type { Snapshot } from '../registry/target-set.js'
+import type { CacheMetricsSink } from '../proxy/cache-layer.js'
+import type { ConnectedEvent, SessionState } from '../registry/session-view.js'
+import type { RuntimeView } from './runtime-view.js'
 
-/** What the admin side reads of a running proxy (built by src/cli/proxy-runtime.ts). */
-export interface RuntimeView {
-  readonly url: string
-  readonly id: string
-  readonly session: ZkSession
-  readonly router: Router
-  readonly counter: RequestCounter
-  readonly targets: TargetSet
-  /** Absent when --cache-ttl 0. Only `stats()` is read, so any cache with it fits. */
-  readonly cache: { stats (): CacheLayerStats } | undefined
-}
+export type { RuntimeView } from './runtime-view.js'
 
 // Status codes are folded into classes: the label set stays bounded by targets × 6.
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'other'] as const
