@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import { commands, devConfig, type DevConfig, type HostPort } from '../config.js'
 import { startWatchdog, type Watchdog } from '../dev/watchdog.js'
-import { findZooKeeper, startStandalone, type StandaloneZooKeeper } from '../dev/zookeeper-launcher.js'
+import { findZooKeeper, startStandalone, type StandaloneZooKeeper, type ZooKeeperInstallation } from '../dev/zookeeper-launcher.js'
 import type { CliContext } from './lifecycle.js'
 import { createQuietLogger } from './logger.js'
 import { bounded } from './time.js'
@@ -39,6 +39,10 @@ const PARENT_POLL_MS = 250
 
 export async function run (raw: Record<string, unknown>, ctx: CliContext): Promise<void> {
   const cfg = devConfig(raw)
+  // What cannot work is said in one line (exit 2) before anything is printed or started.
+  if (!existsSync(MAIN_JS)) throw new Error(`cannot find the built CLI at ${MAIN_JS}; run \`npm run build\` first`)
+  const install = cfg.zk === undefined ? findZooKeeper() : undefined
+  if (install !== undefined && 'error' in install) throw new Error(`${install.error} Or run \`npm run demo\` in a zkproxy checkout: scripts/setup.sh installs it.`)
   // Start-up chatter stays out of the way until the banner is printed (warnings still show).
   const { logger, release } = createQuietLogger(cfg.logLevel, 'dev')
   process.stdout.write(`zkproxy dev: starting ${cfg.zk === undefined ? 'ZooKeeper, ' : ''}a proxy and ${cfg.replicas} replica${cfg.replicas === 1 ? '' : 's'}… (Ctrl-C stops all of it)\n`)
@@ -53,7 +57,7 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
   })
   // Any other way out (a crash, a second Ctrl-C) still takes the children with us.
   process.once('exit', () => { stack.killSync() })
-  const summary = await stack.start(cfg)
+  const summary = await stack.start(cfg, install)
   // Undefined: a signal arrived during start-up, and the shutdown it started ends the process.
   if (summary === undefined) return
   process.stdout.write(formatSummary(summary))
@@ -97,8 +101,8 @@ class DevStack {
     this.#log = log
   }
 
-  async start (cfg: DevConfig): Promise<Summary | undefined> {
-    this.#startup = this.#start(cfg)
+  async start (cfg: DevConfig, install: ZooKeeperInstallation | undefined): Promise<Summary | undefined> {
+    this.#startup = this.#start(cfg, install)
     try {
       return await this.#startup
     } catch (err) {
@@ -110,17 +114,17 @@ class DevStack {
     }
   }
 
-  async #start (cfg: DevConfig): Promise<Summary> {
-    if (!existsSync(MAIN_JS)) throw new Error(`cannot find the built CLI at ${MAIN_JS}; run \`npm run build\` first`)
+  async #start (cfg: DevConfig, install: ZooKeeperInstallation | undefined): Promise<Summary> {
     // Before any child: whatever is spawned from here on is known to it at once.
     const watchdog = startWatchdog()
     this.#watchdog = watchdog
-    let zk = cfg.zk
-    // Said loudly: an exported ZK_CONNECT sends the demo's replicas into that ensemble.
-    if (zk !== undefined) this.#log.warn({ zk }, 'using an existing ZooKeeper (--zk / ZK_CONNECT); not starting one')
-    if (zk === undefined) {
-      const install = findZooKeeper()
-      if ('error' in install) throw new Error(`${install.error} Or run \`npm run demo\` in a zkproxy checkout: scripts/setup.sh installs it.`)
+    let zk: string
+    if (cfg.zk !== undefined) {
+      zk = cfg.zk
+      // Said loudly: an exported ZK_CONNECT sends the demo's replicas into that ensemble.
+      this.#log.warn({ zk }, 'using an existing ZooKeeper (--zk / ZK_CONNECT); not starting one')
+    } else {
+      if (install === undefined) throw new Error('no ZooKeeper installation to start')
       this.#log.info({ home: install.home }, 'starting ZooKeeper')
       this.#zk = await startStandalone({ install, detached: true, onSpawn: (pid, dir) => { watchdog.stop(pid); watchdog.dir(dir) } })
       zk = this.#zk.connectString
