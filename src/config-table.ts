@@ -45,7 +45,7 @@ export function flag<T> (usage: string, description: string, type: ValueType<T>,
 export function flag<T> (usage: string, description: string, type: ValueType<T>, opts: Common & { readonly default?: T, readonly defaultText?: string, readonly required?: boolean } = {}): Flag<T | undefined> {
   return {
     usage,
-    description: withHint(description, type),
+    description: `${withHint(description, type)}${opts.required === true ? ' (required)' : ''}`,
     env: opts.env ?? envName(usage),
     kind: 'value',
     required: opts.required === true,
