@@ -7,8 +7,9 @@ import pretty from 'pino-pretty'
 import type { LogLevel } from '../config.js'
 
 function base (level: LogLevel, cmd: string | undefined): pino.LoggerOptions {
-  // `cmd`, not pino's `name`: log lines about targets carry their own `name` field.
-  return { level, base: { pid: process.pid, hostname: hostname(), ...(cmd === undefined ? {} : { cmd }) } }
+  // `cmd`, not pino's `name`: log lines about targets carry their own `name` field. `time` as an
+  // ISO date, which a person reading the JSON can read too (pino's default is epoch ms).
+  return { level, timestamp: pino.stdTimeFunctions.isoTime, base: { pid: process.pid, hostname: hostname(), ...(cmd === undefined ? {} : { cmd }) } }
 }
 
 function prettyStream (): pretty.PrettyStream {
