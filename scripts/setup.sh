@@ -35,9 +35,10 @@ deps_current() {
 # the native `zookeeper` client is listed there, so its C client gets built here.
 if ! deps_current; then
   say 'installing npm dependencies (npm ci)'
-  # Where the registry serves only this platform's packages, npm ci refuses the lock file
-  # because other platforms' optional binaries (rollup, esbuild) cannot be resolved; npm
-  # install --no-save installs the same locked versions and leaves the lock file alone.
+  # The lock file lists every platform's optional binaries (rollup's), as npm ci requires. One
+  # regenerated where a registry serves only this platform's packages would lack them, and
+  # npm ci would refuse it (EUSAGE): npm install --no-save then installs the same locked
+  # versions and leaves the lock file alone.
   if ! npm ci --no-audit --no-fund >&2 2>/tmp/zkproxy-npm-ci.log; then
     if grep -q 'EUSAGE' /tmp/zkproxy-npm-ci.log; then
       say 'npm ci refused the lock file (optional platform packages unavailable here); using npm install --no-save'
