@@ -98,19 +98,29 @@ async function expectAllGone (r: Running, timeoutMs: number): Promise<void> {
 const DEV_ARGS = ['--replicas', '1', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']
 
 describe('npm run demo', () => {
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    it(`${sig} to npm's PID stops everything: dev, ZooKeeper, the replica, the watchdog, the temp dir`, async () => {
-      const npm = spawnTracked('npm', ['run', 'demo', '--', ...DEV_ARGS], { cwd: root, env: env(), name: 'npm run demo' })
+  const ways: Array<[label: string, send: (npm: TrackedProcess) => void]> = [
+    ['SIGTERM to npm\'s PID', (npm) => { npm.signal('SIGTERM') }],
+    ['SIGINT to npm\'s PID', (npm) => { npm.signal('SIGINT') }],
+    // What a terminal does on Ctrl-C: SIGINT to the whole foreground group (npm and dev; the
+    // children have groups of their own), and npm forwards its copy to dev as well.
+    ['Ctrl-C (SIGINT to npm\'s process group)', (npm) => { process.kill(-npm.pid, 'SIGINT') }]
+  ]
+  for (const [label, send] of ways) {
+    it(`${label} stops everything gracefully: dev, ZooKeeper, the replica, the watchdog, the temp dir`, async () => {
+      // Its own process group, as a terminal would give it (and so a group signal spares vitest).
+      const npm = spawnTracked('npm', ['run', 'demo', '--', ...DEV_ARGS], { cwd: root, env: env(), name: 'npm run demo', detached: true })
       const r = await whenReady(npm, npm.pid)
       // npm's child is dev itself: no shell in between to swallow the signal.
       expect(descendants(npm.pid)[0]).toBe(r.devPid)
       expect(r.pids.length).toBeGreaterThanOrEqual(4) // dev, JVM, replica, watchdog
       const t0 = Date.now()
-      npm.signal(sig)
+      send(npm)
       await expectAllGone(r, ms(30_000))
-      const exit = await npm.exited
-      expect(exit.signal ?? exit.code, 'npm ended').not.toBeNull()
+      await npm.exited
       expect(Date.now() - t0).toBeLessThan(ms(30_000))
+      // One graceful stop: a doubly delivered Ctrl-C is not taken for an impatient second one.
+      expect(npm.output()).toContain('dev stack stopped')
+      expect(npm.output()).not.toContain('second signal')
     }, ms(240_000))
   }
 })
@@ -122,6 +132,26 @@ describe('zkproxy dev', () => {
     r.pids.push(dev.pid)
     dev.kill()
     await expectAllGone(r, ms(30_000))
+  }, ms(120_000))
+
+  it('one Ctrl-C delivered twice (by the terminal and by npm, ms apart) is one graceful stop', async () => {
+    const dev = spawnTracked(process.execPath, [cliPath(), 'dev', ...DEV_ARGS], { env: env(), name: 'zkproxy dev' })
+    const r = await whenReady(dev, dev.pid)
+    dev.signal('SIGINT')
+    await until(() => dev.output().includes('shutting down'), { timeoutMs: ms(5000), message: 'the first SIGINT handled' })
+    dev.signal('SIGINT')
+    expect(await dev.exited).toEqual({ code: 0, signal: null })
+    expect(dev.output()).not.toContain('second signal')
+    await expectAllGone(r, ms(30_000))
+  }, ms(120_000))
+
+  it('SIGHUP (a closed terminal) to its own PID stops everything gracefully', async () => {
+    const dev = spawnTracked(process.execPath, [cliPath(), 'dev', ...DEV_ARGS], { env: env(), name: 'zkproxy dev' })
+    const r = await whenReady(dev, dev.pid)
+    dev.signal('SIGHUP')
+    expect(await dev.exited).toEqual({ code: 0, signal: null })
+    await expectAllGone(r, ms(30_000))
+    expect(dev.output()).toContain('dev stack stopped')
   }, ms(120_000))
 
   it('stops everything when whoever started it dies (npm or a shell killed outright)', async () => {
