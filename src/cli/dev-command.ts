@@ -229,7 +229,8 @@ class Replica {
     this.#exited = new Promise((resolve) => {
       child.once('close', (code, signal) => {
         this.#gone = true
-        if (!this.#stopping) rlog.warn({ pid: this.pid, code, signal }, 'replica exited')
+        // Not restarted (watching a replica die is the demo); the line says how to add one back.
+        if (!this.#stopping) rlog.warn({ pid: this.pid, code, signal, again: `${zkproxyCommand()} replica --zk ${zk} --port 0 --name ${name}` }, 'replica exited')
         resolve()
       })
     })
@@ -321,9 +322,14 @@ function localUrl (url: string): string {
   return u.href
 }
 
-function formatSummary (s: Summary): string {
+/** How to run this CLI from the current directory: relative when inside the checkout. */
+function zkproxyCommand (): string {
   const cli = relative(process.cwd(), MAIN_JS)
-  const zkproxy = `node ${cli.startsWith('..') ? MAIN_JS : cli}`
+  return `node ${cli.startsWith('..') ? MAIN_JS : cli}`
+}
+
+function formatSummary (s: Summary): string {
+  const zkproxy = zkproxyCommand()
   const first = s.replicas[0]
   const load = `npm run loadtest -- --url ${s.proxy} --duration 10 --connections 50`
   const lines = [
