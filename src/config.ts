@@ -116,7 +116,7 @@ const replicaFlags = {
   revision: flag('--revision <rev>', 'content revision for /cacheAge (default: git commit of --dir, else a hash of its files)', text),
   drainMs: flag('--drain-ms <ms>', 'after deregistering on SIGTERM, keep serving this long', millis(0, 600_000), { default: 2000 }),
   maxAgeSec: flag('--max-age <sec>', 'Cache-Control max-age of served files', seconds(0, 31_536_000), { default: 120 }),
-  exitWithParent: toggle('--exit-with-parent', 'shut down gracefully when the parent process goes away (used by `zkproxy dev`)')
+  exitWithParent: toggle('--exit-with-parent', 'shut down gracefully when the parent process goes away, or stdin, if a pipe, ends (used by `zkproxy dev`)')
 }
 
 const replica = defineCommand({
