@@ -40,6 +40,11 @@ function oneLine (msg: string): string {
   return msg.replace(/^error:\s*/i, '').split('\n').map(s => s.trim()).filter(Boolean).join(' ')
 }
 
+// Commander writes its own error messages and error-time help to stderr; both are kept out of
+// the way (main prints one line) and the help text is kept for when it is the answer.
+const quiet = { writeErr: (text: string) => { helpOnError += text }, outputError: () => {} }
+let helpOnError = ''
+
 function buildProgram (onAction: (name: CommandName) => void): Command {
   const program = new Command('zkproxy')
     .description('A reverse proxy whose backends register themselves in Apache ZooKeeper.\nEvery flag also reads an environment variable, named in each command\'s help.')
@@ -50,12 +55,11 @@ function buildProgram (onAction: (name: CommandName) => void): Command {
     // One line per command in the list: the name alone, without "[options]".
     .configureHelp({ subcommandTerm: (cmd) => cmd.name() === 'help' ? 'help [command]' : cmd.name(), helpWidth: 100 })
     .exitOverride()
-    // Commander prints its own error text; we print one line ourselves (below).
-    .configureOutput({ writeErr: () => {} })
+    .configureOutput(quiet)
 
   for (const [key, spec] of Object.entries(commands)) {
     const name = key as CommandName
-    const cmd = program.command(name).description(spec.summary).exitOverride().configureOutput({ writeErr: () => {} })
+    const cmd = program.command(name).description(spec.summary).exitOverride().configureOutput(quiet)
     cmd.addHelpText('after', name === 'status' ? STATUS_EXIT_CODES : EXIT_CODES)
     spec.configure(cmd)
     cmd.action(async (raw: Record<string, unknown>) => {
@@ -86,12 +90,19 @@ async function main (argv: string[]): Promise<void> {
     process.stderr.write(`${program.helpInformation()}${EXIT_CODES}`)
     process.exit(2)
   }
+  const asked = argv[3]
+  if (argv[2] === 'help' && asked !== undefined && !Object.hasOwn(commands, asked)) fail(`unknown command '${asked}' (\`zkproxy help\` lists the commands)`)
 
   try {
     await program.parseAsync(argv)
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0)
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || (err.code === 'commander.help' && err.exitCode === 0)) process.exit(0)
+      // Help shown because the command line was incomplete: it is the answer, on stderr, exit 2.
+      if (err.code === 'commander.help') {
+        process.stderr.write(helpOnError)
+        process.exit(2)
+      }
       const hint = err.code === 'commander.unknownCommand' ? ' (`zkproxy help` lists the commands)' : ''
       fail(`${oneLine(err.message)}${hint}`)
     }

@@ -67,11 +67,13 @@ describe('zkproxy (no command, help)', () => {
     expect(status.stdout.replace(/\s+/g, ' ')).toContain('1 no usable target is registered')
   })
 
-  it('an unknown command: one line saying how to list them, exit 2', async () => {
-    const r = await zkproxy(['frobnicate'])
-    expect(r.code).toBe(2)
-    expect(r.stdout).toBe('')
-    expect(r.stderr.trim().split('\n')).toEqual(["zkproxy: unknown command 'frobnicate' (`zkproxy help` lists the commands)"])
+  it('an unknown command, also after `help`: one line saying how to list them, exit 2', async () => {
+    for (const args of [['frobnicate'], ['help', 'frobnicate']]) {
+      const r = await zkproxy(args)
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(r.stdout).toBe('')
+      expect(r.stderr.trim().split('\n')).toEqual(["zkproxy: unknown command 'frobnicate' (`zkproxy help` lists the commands)"])
+    }
   })
 })
 
