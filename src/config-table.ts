@@ -2,7 +2,7 @@
 // environment twin, its value type with unit and range, its default, its description), from
 // which come the commander option (and so `--help`), and the typed value the config object is
 // built from. Adding a flag is adding an entry; nothing else names it.
-import { Command, Option } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
 import { NONE, type ValueType } from './config-values.js'
 
 export interface Flag<T> {
@@ -55,7 +55,10 @@ export function flag<T> (usage: string, description: string, type: ValueType<T>,
   }
 }
 
-/** A flag without a value: false unless given (its environment twin set to anything but "" counts). */
+/**
+ * A flag without a value: false unless given on the command line or its environment twin says
+ * 1/true/yes/on (0/false/no/off or empty: false; anything else is refused).
+ */
 export function toggle (usage: string, description: string, opts: Common = {}): Flag<boolean> {
   return { usage, description, env: opts.env ?? envName(usage), kind: 'switch', required: false, default: false }
 }
@@ -90,7 +93,9 @@ type Read<V> = typeof NONE extends V ? Exclude<V, typeof NONE> | undefined : V
 export type Values<T extends FlagTable> = { readonly [K in keyof T]: T[K] extends Flag<infer V> ? Read<V> : never }
 
 function toOption (f: Flag<unknown>): Option {
-  const o = new Option(f.usage, f.description).env(f.env)
+  // A switch's variable is read by readValues: commander would count it as set whatever it says,
+  // so ZKPROXY_ACCESS_LOG=false would turn the access log on.
+  const o = f.kind === 'switch' ? new Option(f.usage, `${f.description} (env: ${f.env})`) : new Option(f.usage, f.description).env(f.env)
   const parse = f.parse
   if (parse !== undefined) o.argParser((v: string, previous: unknown) => parse(v, previous))
   if (f.default !== undefined && f.kind !== 'switch') o.default(f.default, f.defaultText)
@@ -112,9 +117,16 @@ export function readValues<T extends FlagTable> (table: T, parsed: Readonly<Reco
   const out: Record<string, unknown> = {}
   for (const [key, f] of Object.entries(table)) {
     const value = parsed[toOption(f).attributeName()]
-    out[key] = f.kind === 'switch' ? value === true : value === undefined ? f.default : value === NONE ? undefined : value
+    out[key] = f.kind === 'switch' ? value === true || switchFromEnv(f) : value === undefined ? f.default : value === NONE ? undefined : value
   }
   return out as Values<T>
+}
+
+function switchFromEnv (f: Flag<unknown>): boolean {
+  const v = process.env[f.env]?.trim().toLowerCase()
+  if (v === undefined || v === '' || v === '0' || v === 'false' || v === 'no' || v === 'off') return false
+  if (v === '1' || v === 'true' || v === 'yes' || v === 'on') return true
+  throw new InvalidArgumentError(`${f.usage}: environment variable ${f.env}="${process.env[f.env] ?? ''}" is not 1/true/yes/on or 0/false/no/off`)
 }
 
 export function deepFreeze<T> (o: T): T {

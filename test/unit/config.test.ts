@@ -79,6 +79,18 @@ describe('flag tables', () => {
     expect(c.attempts).toBe(2)
   })
 
+  it('a switch\'s environment twin says on or off; anything else is refused', () => {
+    for (const [value, on] of [['1', true], ['true', true], ['YES', true], ['on', true], ['0', false], ['false', false], ['no', false], ['off', false], ['', false]] as const) {
+      setEnv('ZKPROXY_ACCESS_LOG', value)
+      expect(commands.proxy.fromArgs([]).accessLog, `ZKPROXY_ACCESS_LOG=${value}`).toBe(on)
+    }
+    // The command line turns it on whatever the variable says.
+    setEnv('ZKPROXY_ACCESS_LOG', 'off')
+    expect(commands.proxy.fromArgs(['--access-log']).accessLog).toBe(true)
+    setEnv('ZKPROXY_ACCESS_LOG', 'maybe')
+    expect(() => commands.proxy.fromArgs([])).toThrow(/--access-log: environment variable ZKPROXY_ACCESS_LOG="maybe" is not/)
+  })
+
   it('--help shows every flag with its environment twin and default', () => {
     for (const spec of Object.values(commands)) {
       const help = spec.configure(new Command(spec.name)).helpInformation()
