@@ -8,7 +8,7 @@
 // median ns per lookup.
 // Env: ROUTE_BENCH_BLOCKS (default 8), ROUTE_BENCH_LOOKUPS (per block, default 200000).
 import { Router, type CountView, type RoutableTarget } from '../src/proxy/router.js'
-import { routeOrThrow } from '../src/registry/routes.js'
+import { routeOrThrow } from '../src/routes.js'
 import { median } from './stats.js'
 
 const blocks = Number(process.env['ROUTE_BENCH_BLOCKS'] ?? 8)

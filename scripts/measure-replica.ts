@@ -69,7 +69,7 @@ async function once (zk: ZkCluster, observer: ZkSession, i: number): Promise<Run
     const exit = await deadline(proc.exited, 'the replica to exit')
     if (exit.code !== 0) throw new Error(`replica exited with ${String(exit.code)}:\n${proc.tail()}`)
     return {
-      listenMs: listening === undefined ? NaN : listening['time'] as number - startedAt,
+      listenMs: listening === undefined ? NaN : Date.parse(String(listening['time'])) - startedAt,
       visibleMs: visibleAt - t0,
       removedMs: removedAt - t1,
       exitMs: performance.now() - t1

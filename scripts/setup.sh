@@ -13,13 +13,32 @@ if (( node_major < 20 )); then
   exit 1
 fi
 
+# Whether node_modules holds what package-lock.json locks, judged by content (npm's record of
+# what it installed, node_modules/.package-lock.json), not by file times: a fresh checkout or a
+# switch of branches makes the lock file newer without changing a single version.
+deps_current() {
+  [[ -d node_modules && -f node_modules/.package-lock.json && -e node_modules/zookeeper/build/Release/zookeeper.node ]] || return 1
+  node -e '
+    const fs = require("node:fs")
+    const locked = JSON.parse(fs.readFileSync("package-lock.json", "utf8")).packages ?? {}
+    const installed = JSON.parse(fs.readFileSync("node_modules/.package-lock.json", "utf8")).packages ?? {}
+    for (const [path, entry] of Object.entries(locked)) {
+      if (path === "") continue
+      const have = installed[path]
+      // Optional packages for other platforms (rollup, esbuild binaries) are never installed.
+      if (have === undefined ? entry.optional !== true : have.version !== entry.version) process.exit(1)
+    }
+  '
+}
+
 # npm 11 runs a dependency's install script only when package.json allows it (allowScripts):
 # the native `zookeeper` client is listed there, so its C client gets built here.
-if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json || ! -e node_modules/zookeeper/build/Release/zookeeper.node ]]; then
+if ! deps_current; then
   say 'installing npm dependencies (npm ci)'
-  # Where the registry serves only this platform's packages, npm ci refuses the lock file
-  # because other platforms' optional binaries (rollup, esbuild) cannot be resolved; npm
-  # install --no-save installs the same locked versions and leaves the lock file alone.
+  # The lock file lists every platform's optional binaries (rollup's), as npm ci requires. One
+  # regenerated where a registry serves only this platform's packages would lack them, and
+  # npm ci would refuse it (EUSAGE): npm install --no-save then installs the same locked
+  # versions and leaves the lock file alone.
   if ! npm ci --no-audit --no-fund >&2 2>/tmp/zkproxy-npm-ci.log; then
     if grep -q 'EUSAGE' /tmp/zkproxy-npm-ci.log; then
       say 'npm ci refused the lock file (optional platform packages unavailable here); using npm install --no-save'

@@ -1,19 +1,20 @@
 // The security flags' values (docs/security.md): ACL identities, the address and trust lists,
-// TLS file pairs, and the start-up check of a digest password. Parsers for src/config.ts, which
-// stays the only module that reads argv and the environment; each throws commander's
-// InvalidArgumentError so the one-line, exit-2 error names the flag.
+// TLS file pairs, and the start-up check of a digest password. Value types and checks for the
+// flag tables of src/config.ts; each throws commander's InvalidArgumentError so the one-line,
+// exit-2 error names the flag.
 import { InvalidArgumentError } from 'commander'
-import type { CommonConfig, ProxyConfig } from './config.js'
+import type { ValueType, ZkAuth } from './config-values.js'
 import { allowListProblem, IpSet } from './registry/address-policy.js'
 import type { RoleIdentities } from './registry/acl-policy.js'
 import { digestId, digestUser, parseAclId, type AclId } from './zk/index.js'
 
-type Raw = Record<string, unknown>
-
-export function parseRoleId (v: string): AclId {
-  const id = parseAclId(v)
-  if (typeof id === 'string') throw new InvalidArgumentError(id)
-  return id
+export const roleId: ValueType<AclId> = {
+  hint: '',
+  parse: (v) => {
+    const id = parseAclId(v)
+    if (typeof id === 'string') throw new InvalidArgumentError(id)
+    return id
+  }
 }
 
 /** A comma-separated list, entries trimmed, empty ones dropped. */
@@ -21,35 +22,48 @@ function parseList (v: string): string[] {
   return v.split(',').map(e => e.trim()).filter(e => e !== '')
 }
 
-export function parseAllowTargets (v: string): string[] {
-  const list = parseList(v)
-  const problem = allowListProblem(list)
-  if (problem !== undefined) throw new InvalidArgumentError(problem)
-  return list
+/** --allow-targets: judged as a whole list (an empty one is refused, not taken as "none"). */
+export const allowTargets: ValueType<readonly string[]> = {
+  hint: '',
+  parse: (v) => {
+    const list = parseList(v)
+    const problem = allowListProblem(list)
+    if (problem !== undefined) throw new InvalidArgumentError(problem)
+    return list
+  }
 }
 
-export function parseCidrs (v: string): string[] {
-  const list = parseList(v)
-  try { void new IpSet(list) } catch (err) { throw new InvalidArgumentError((err as Error).message) }
-  return list
+export const cidrs: ValueType<readonly string[]> = {
+  hint: '',
+  parse: (v) => {
+    const list = parseList(v)
+    try { void new IpSet(list) } catch (err) { throw new InvalidArgumentError((err as Error).message) }
+    return list
+  }
 }
 
 /**
  * Two flags that only make sense together: both values, or undefined when neither was given;
  * one without the other is a clear error naming both.
  */
-function pair<T> (raw: Raw, a: [key: string, flag: string], b: [key: string, flag: string]): [T, T] | undefined {
-  const first = raw[a[0]] as T | undefined
-  const second = raw[b[0]] as T | undefined
-  if (first === undefined && second === undefined) return undefined
-  if (first === undefined) throw new InvalidArgumentError(`${a[1]} is required with ${b[1]}`)
-  if (second === undefined) throw new InvalidArgumentError(`${b[1]} is required with ${a[1]}`)
-  return [first, second]
+function pair<T> (a: [value: T | undefined, flag: string], b: [value: T | undefined, flag: string]): [T, T] | undefined {
+  if (a[0] === undefined && b[0] === undefined) return undefined
+  if (a[0] === undefined) throw new InvalidArgumentError(`${a[1]} is required with ${b[1]}`)
+  if (b[0] === undefined) throw new InvalidArgumentError(`${b[1]} is required with ${a[1]}`)
+  return [a[0], b[0]]
 }
 
-export function zkAclFrom (raw: Raw): RoleIdentities | undefined {
-  const both = pair<AclId>(raw, ['zkAclReplicas', '--zk-acl-replicas'], ['zkAclProxies', '--zk-acl-proxies'])
+/** ACL mode (both --zk-acl-* given), else undefined: nodes keep the open ACL. */
+export function roleIdentities (replicas: AclId | undefined, proxies: AclId | undefined): RoleIdentities | undefined {
+  const both = pair([replicas, '--zk-acl-replicas'], [proxies, '--zk-acl-proxies'])
   return both === undefined ? undefined : { replicas: both[0], proxies: both[1] }
+}
+
+export interface TlsFiles { readonly certFile: string, readonly keyFile: string }
+
+export function tlsFiles (cert: string | undefined, key: string | undefined): TlsFiles | undefined {
+  const both = pair([cert, '--tls-cert'], [key, '--tls-key'])
+  return both === undefined ? undefined : { certFile: both[0], keyFile: both[1] }
 }
 
 /**
@@ -57,7 +71,7 @@ export function zkAclFrom (raw: Raw): RoleIdentities | undefined {
  * without complaint (a wrong one is just another identity, found out later as NOAUTH), so the
  * digest is compared here, at start, where a wrong password is one clear line.
  */
-export function checkRoleCredential (c: CommonConfig, role: 'replicas' | 'proxies'): void {
+export function checkRoleCredential (c: { readonly zkAcl: RoleIdentities | undefined, readonly zkAuth: readonly ZkAuth[] }, role: 'replicas' | 'proxies'): void {
   const id = c.zkAcl?.[role]
   if (id === undefined) return
   const flag = `--zk-acl-${role}`
@@ -69,9 +83,4 @@ export function checkRoleCredential (c: CommonConfig, role: 'replicas' | 'proxie
   const mine = c.zkAuth.filter(a => a.scheme === 'digest' && a.credential.split(':')[0] === user)
   if (mine.length === 0) throw new InvalidArgumentError(`--zk-auth: no digest credential for user "${user}" named in ${flag}`)
   if (!mine.some(a => digestId(a.credential) === id.id)) throw new InvalidArgumentError(`--zk-auth: wrong password for digest user "${user}" (its digest does not match ${flag})`)
-}
-
-export function tlsFrom (raw: Raw): ProxyConfig['tls'] {
-  const both = pair<string>(raw, ['tlsCert', '--tls-cert'], ['tlsKey', '--tls-key'])
-  return both === undefined ? undefined : { certFile: both[0], keyFile: both[1] }
 }

@@ -1,454 +1,234 @@
 // Config schema and defaults for every subcommand (after fastify's initial config: parse,
-// validate once, deep-freeze, hand each part its slice). This is the only module that reads
-// argv and the environment: each flag has an environment twin (`--zk` ⇄ ZK_CONNECT, others
-// ZKPROXY_<FLAG>), and a bad flag or value ends in exit code 2 with one line naming it (the
-// exit itself happens in src/cli/, the only place that exits).
+// validate once, deep-freeze, hand each part its slice). One table per command, one entry per
+// flag: its key is the config field, and the entry holds the flag's usage, description, value
+// type (parser, unit, range), default and environment twin (`--zk` ⇄ ZK_CONNECT, others
+// ZKPROXY_<FLAG>). Commander's options, `--help` and the config types all come from these
+// tables; a bad flag or value ends in exit code 2 with one line naming it (the exit itself
+// happens in src/cli/, the only place that exits).
+//
+// Adding a flag is one entry in its command's table, e.g. in `proxyFlags`:
+//   stateFile: flag('--state-file <path>', 'where the last view of the targets is kept', filePath),
+// which gives `ProxyConfig.stateFile: string | undefined`, env ZKPROXY_STATE_FILE and a --help
+// line; `list(...)` instead of `flag(...)` makes it repeatable (`readonly T[]`, env items
+// comma-separated). Only a value derived from several flags needs a line in `build`.
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Command, InvalidArgumentError, Option } from 'commander'
-import { validateTargetName } from './registry/codec.js'
-import { parseRoute } from './registry/routes.js'
+import { InvalidArgumentError } from 'commander'
 import { DEFAULT_ALLOW_TARGETS } from './registry/address-policy.js'
-import type { RoleIdentities } from './registry/acl-policy.js'
-import { checkRoleCredential, parseAllowTargets, parseCidrs, parseRoleId, tlsFrom, zkAclFrom } from './config-security.js'
+import { parseRoute } from './routes.js'
+import { defineCommand, flag, list, toggle, type Values } from './config-table.js'
+import {
+  bytes, connectString, count, filePath, hostPort, hostPortOrOff, httpUrl, logLevel, millis, oneOf, port,
+  requestPath, seconds, targetName, text, zkAuth, znodePath, type ValueType, type ZkAuth
+} from './config-values.js'
+import { allowTargets, checkRoleCredential, cidrs, roleId, roleIdentities, tlsFiles } from './config-security.js'
 
-// ---- value parsers (each throws InvalidArgumentError with a reason; commander names the flag) ----
-
-export function parseWholeNumber (min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
-  return (v) => {
-    const s = v.trim()
-    if (!/^\d+$/.test(s)) throw new InvalidArgumentError(`expected a whole number, got "${v}"`)
-    const n = Number(s)
-    if (n < min || n > max) throw new InvalidArgumentError(`must be between ${min} and ${max}`)
-    return n
-  }
-}
-
-const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 }
-
-/** Sizes like 1048576, 512k, 1MiB, 2g (binary units). */
-export function parseBytes (v: string): number {
-  const m = /^(\d+)\s*([a-z]*)$/i.exec(v.trim())
-  const unit = m === null ? undefined : BYTE_UNITS[m[2]!.toLowerCase()]
-  if (m === null || unit === undefined) throw new InvalidArgumentError(`expected a size like 1048576, 512k or 1MiB, got "${v}"`)
-  return Number(m[1]) * unit
-}
-
-export interface HostPort { readonly host: string, readonly port: number }
-
-/** `host:port`, `:port`, `[::1]:port`; port 0 allowed only where `allowZero`. */
-export function parseHostPort (allowZero = false): (v: string) => HostPort {
-  return (v) => {
-    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(v.trim())
-    if (m === null) throw new InvalidArgumentError(`expected host:port (e.g. 0.0.0.0:9000 or [::1]:9000), got "${v}"`)
-    const port = Number(m[3])
-    if (port > 65535 || (port === 0 && !allowZero)) throw new InvalidArgumentError(`port must be 1-65535, got ${m[3]}`)
-    const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!)
-    return { host, port }
-  }
-}
-
-/** An absolute ZooKeeper path such as /targets (no trailing slash, no empty segments). */
-export function parseZnodePath (v: string): string {
-  const s = v.trim()
-  if (!/^(\/[^/\s]+)+$/.test(s)) throw new InvalidArgumentError(`expected an absolute znode path like /targets, got "${v}"`)
-  if (s.split('/').some(seg => seg === '.' || seg === '..' || seg === 'zookeeper')) throw new InvalidArgumentError(`znode path may not use ".", ".." or "zookeeper": "${v}"`)
-  return s
-}
-
-/** ZooKeeper connect string: host:port[,host:port...][/chroot]. */
-export function parseConnectString (v: string): string {
-  const s = v.trim()
-  const [hosts, ...chroot] = s.split('/')
-  const ok = hosts !== undefined && hosts.split(',').every(h => /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/.test(h))
-  if (!ok) throw new InvalidArgumentError(`expected host:port[,host:port...][/chroot], got "${v}"`)
-  if (chroot.length > 0) parseZnodePath(`/${chroot.join('/')}`)
-  return s
-}
-
-export function parseHttpUrl (v: string): URL {
-  let u: URL
-  try { u = new URL(v) } catch { throw new InvalidArgumentError(`expected an http(s) URL, got "${v}"`) }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidArgumentError(`expected http: or https:, got "${u.protocol}"`)
-  return u
-}
-
-export function parseRequestPath (v: string): string {
-  if (!v.startsWith('/') || /\s/.test(v)) throw new InvalidArgumentError(`expected a path starting with /, got "${v}"`)
-  return v
-}
-
-/** Target and proxy ids: the same rules as znode names read back (registry/codec.ts). */
-export function parseTargetName (v: string): string {
-  const reason = validateTargetName(v)
-  if (reason !== undefined) throw new InvalidArgumentError(reason)
-  return v
-}
-
-/**
- * `--route HOST[/PATH-PREFIX]`, repeatable: each occurrence adds to the list (commander passes
- * the list so far). Commas separate routes too, which is how the env twin ZKPROXY_ROUTE lists
- * several (a comma can never be part of a route).
- */
-export function collectRoutes (v: string, previous: readonly string[] = []): string[] {
-  const added = v.split(',').map(s => s.trim())
-  for (const route of added) {
-    const r = parseRoute(route)
-    if (!r.ok) throw new InvalidArgumentError(r.reason)
-  }
-  return [...previous, ...added]
-}
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
-export type LogLevel = typeof LOG_LEVELS[number]
-
-// ---- option table helpers ----
-
-/** `--flag-name` → ZKPROXY_FLAG_NAME; `--zk` is ZK_CONNECT by contract. */
-export function envName (flag: string): string {
-  return flag === 'zk' ? 'ZK_CONNECT' : `ZKPROXY_${flag.toUpperCase().replace(/-/g, '_')}`
-}
-
-export function opt<T> (flags: string, description: string, parse?: (v: string) => T, defaultValue?: T, defaultText?: string): Option {
-  const long = /--([a-z0-9-]+)/.exec(flags)?.[1]
-  if (long === undefined) throw new Error(`bad option spec ${flags}`)
-  const o = new Option(flags, description).env(envName(long))
-  if (parse !== undefined) o.argParser((v: string) => parse(v))
-  if (defaultValue !== undefined) o.default(defaultValue, defaultText)
-  return o
-}
-
-function commonOptions (cmd: Command): Command {
-  return cmd
-    .addOption(opt('--zk <connect>', 'ZooKeeper connect string (host:port,...[/chroot])', parseConnectString, '127.0.0.1:2181'))
-    .addOption(opt('--session-timeout-ms <ms>', 'ZooKeeper session timeout', parseWholeNumber(1000, 600_000), 10_000))
-    .addOption(opt('--targets-path <path>', 'znode under which targets register', parseZnodePath, '/targets'))
-    .addOption(opt('--cache-age-path <path>', 'znode holding the content revision', parseZnodePath, '/cacheAge'))
-    .addOption(opt('--zk-auth <scheme:credential>', 'ZooKeeper auth, e.g. digest:user:password', parseZkAuth))
-    .addOption(opt('--zk-auth-file <file>', 'read --zk-auth from a file (keeps secrets out of ps)'))
-    .addOption(opt('--zk-acl-replicas <scheme:id>', 'ACL mode: the replicas\' identity, e.g. digest:replica:HASH (docs/security.md)', parseRoleId))
-    .addOption(opt('--zk-acl-proxies <scheme:id>', 'ACL mode: the proxies\' identity, e.g. digest:proxy:HASH', parseRoleId))
-    .addOption(opt('--log-level <level>', 'log level', (v) => {
-      if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${LOG_LEVELS.join(', ')}`)
-      return v as LogLevel
-    }, 'info' as LogLevel))
-    .addOption(opt('--log-pretty', 'human-readable logs instead of JSON'))
-}
-
-export interface ZkAuth { readonly scheme: string, readonly credential: string }
-
-export function parseZkAuth (v: string): ZkAuth {
-  const i = v.indexOf(':')
-  if (i <= 0 || i === v.length - 1) throw new InvalidArgumentError('expected scheme:credential, e.g. digest:user:password')
-  return { scheme: v.slice(0, i), credential: v.slice(i + 1).trim() }
-}
-
-// ---- per-command config objects ----
-
-export interface CommonConfig {
-  readonly zk: string
-  readonly sessionTimeoutMs: number
-  readonly targetsPath: string
-  readonly cacheAgePath: string
-  readonly zkAuth: readonly ZkAuth[]
-  /** ACL mode (both --zk-acl-* given), else undefined: nodes keep the open ACL. */
-  readonly zkAcl: RoleIdentities | undefined
-  readonly logLevel: LogLevel
-  readonly logPretty: boolean
-}
-
-export type UpstreamHost = 'client' | 'target'
-
-export interface ProxyConfig extends CommonConfig {
-  readonly listen: HostPort
-  readonly admin: HostPort | undefined
-  readonly proxiesPath: string
-  readonly id: string | undefined
-  readonly attempts: number
-  readonly countFlushMs: number
-  readonly retryBodyLimitBytes: number
-  readonly bodyLimitBytes: number
-  readonly connectTimeoutMs: number
-  readonly headersTimeoutMs: number
-  readonly bodyTimeoutMs: number
-  readonly requestTimeoutMs: number
-  readonly keepAliveTimeoutMs: number
-  readonly maxHeaderBytes: number
-  readonly maxConnections: number
-  readonly cacheTtlSec: number
-  readonly cacheDefaultTtlSec: number
-  readonly cacheMaxEntries: number
-  readonly cacheMaxBytes: number
-  readonly cacheMaxObjectBytes: number
-  readonly staleIfErrorSec: number
-  readonly accessLog: boolean
-  readonly drainMs: number
-  /** --upstream-host: which Host the target gets. */
-  readonly upstreamHost: UpstreamHost
-  readonly tunnelIdleTimeoutMs: number
-  readonly maxTunnels: number
-  /** --allow-targets entries (see src/registry/address-policy.ts). */
-  readonly allowTargets: readonly string[]
-  /** --trust-proxy CIDRs: peers whose X-Forwarded-Proto/-Host are kept. */
-  readonly trustProxy: readonly string[]
-  /** --tls-cert/--tls-key (PEM files): the public listener speaks HTTPS. */
-  readonly tls: { readonly certFile: string, readonly keyFile: string } | undefined
-  /** --upstream-ca (PEM file): the CAs trusted for https:// targets instead of Node's. */
-  readonly upstreamCaFile: string | undefined
-}
-
-export interface ReplicaConfig extends CommonConfig {
-  readonly host: string
-  readonly port: number
-  readonly dir: string
-  readonly name: string | undefined
-  readonly revision: string | undefined
-  readonly drainMs: number
-  readonly maxAgeSec: number
-  readonly exitWithParent: boolean
-  /** --route values as given (validated); empty: the default pool. */
-  readonly routes: readonly string[]
-  /** --strip-prefix: proxies remove the matched route's path prefix before forwarding. */
-  readonly stripPrefix: boolean
-}
-
-export interface RegisterConfig extends CommonConfig {
-  readonly url: URL
-  readonly name: string | undefined
-  readonly revision: string | undefined
-  readonly healthPath: string | undefined
-  readonly healthIntervalMs: number
-  readonly healthTimeoutMs: number
-  readonly unhealthyAfter: number
-  readonly healthyAfter: number
-  /** --route values as given (validated); empty: the default pool. */
-  readonly routes: readonly string[]
-  /** --strip-prefix: proxies remove the matched route's path prefix before forwarding. */
-  readonly stripPrefix: boolean
-}
-
-export interface DevConfig {
-  readonly replicas: number
-  readonly listen: HostPort
-  readonly admin: HostPort
-  readonly logLevel: LogLevel
-  /** An existing ZooKeeper to use instead of starting one (undefined: start a local one). */
-  readonly zk: string | undefined
-}
-
-export interface StatusConfig extends CommonConfig {
-  readonly json: boolean
-  readonly proxiesPath: string
-  readonly timeoutMs: number
-}
+export type { HostPort, LogLevel, ZkAuth } from './config-values.js'
 
 /** The bundled demo site, used when `--dir` is not given (src/ in tests, dist/src/ when built). */
 export const bundledSiteDir = [new URL('../public', import.meta.url), new URL('../../public', import.meta.url)]
   .map(u => fileURLToPath(u))
   .find(d => existsSync(join(d, 'index.html'))) ?? fileURLToPath(new URL('../../public', import.meta.url))
 
-export const commandOptions = {
-  proxy: (cmd: Command) => commonOptions(cmd)
-    .addOption(opt('--listen <host:port>', 'public listener', parseHostPort(true), { host: '0.0.0.0', port: 9000 }, '0.0.0.0:9000'))
-    .addOption(opt('--admin <host:port>', 'admin listener (health, targets, metrics, dashboard); "off" disables', (v) => v === 'off' ? 'off' : parseHostPort(true)(v), { host: '127.0.0.1', port: 9901 }, '127.0.0.1:9901'))
-    .addOption(opt('--proxies-path <path>', 'znode under which proxies announce themselves', parseZnodePath, '/proxies'))
-    .addOption(opt('--id <id>', 'this proxy\'s id under --proxies-path (default: host name and --listen port)', parseTargetName))
-    .addOption(opt('--attempts <n>', 'targets tried per request (failover)', parseWholeNumber(1, 20), 3))
-    .addOption(opt('--count-flush-ms <ms>', 'how often request counts are written to ZooKeeper', parseWholeNumber(10, 60_000), 250))
-    .addOption(opt('--retry-body-limit <bytes>', 'request bodies up to this size are buffered so they can be replayed on failover', parseBytes, 1024 * 1024, '1MiB'))
-    .addOption(opt('--body-limit <bytes>', 'largest request body accepted (413 above)', parseBytes, 100 * 1024 * 1024, '100MiB'))
-    .addOption(opt('--connect-timeout-ms <ms>', 'upstream connect timeout (then failover)', parseWholeNumber(1, 600_000), 2000))
-    .addOption(opt('--headers-timeout-ms <ms>', 'upstream response-headers timeout (504)', parseWholeNumber(1, 3_600_000), 30_000))
-    .addOption(opt('--body-timeout-ms <ms>', 'upstream idle time between body chunks (then the response is aborted)', parseWholeNumber(1, 3_600_000), 30_000))
-    .addOption(opt('--request-timeout-ms <ms>', 'downstream: time to receive a whole request (slow clients get 408)', parseWholeNumber(1, 3_600_000), 30_000))
-    .addOption(opt('--keep-alive-timeout-ms <ms>', 'downstream idle keep-alive timeout', parseWholeNumber(1, 600_000), 5000))
-    .addOption(opt('--max-header-bytes <bytes>', 'largest request header section (431 above)', parseBytes, 16 * 1024, '16KiB'))
-    .addOption(opt('--max-connections <n>', 'downstream connection limit (0 = unlimited)', parseWholeNumber(0), 10_000))
-    .addOption(opt('--cache-ttl <sec>', 'longest time a response is cached; 0 turns the cache off', parseWholeNumber(0, 31_536_000), 120))
-    .addOption(opt('--cache-default-ttl <sec>', 'freshness for responses without explicit freshness (0: heuristic only)', parseWholeNumber(0, 31_536_000), 0))
-    .addOption(opt('--cache-max-entries <n>', 'cache entry bound (LRU eviction)', parseWholeNumber(1), 10_000))
-    .addOption(opt('--cache-max-bytes <bytes>', 'cache size bound (LRU eviction)', parseBytes, 256 * 1024 * 1024, '256MiB'))
-    .addOption(opt('--cache-max-object-bytes <bytes>', 'larger responses stream through unstored', parseBytes, 1024 * 1024, '1MiB'))
-    .addOption(opt('--stale-if-error <sec>', 'serve a stored response up to this long past expiry when every target fails', parseWholeNumber(0, 31_536_000), 0))
-    .addOption(opt('--access-log', 'one log line per request'))
-    .addOption(opt('--allow-targets <list>', 'addresses traffic may go to: CIDRs, "private", "any", host names, *.suffix', parseAllowTargets, [...DEFAULT_ALLOW_TARGETS], DEFAULT_ALLOW_TARGETS.join(',')))
-    .addOption(opt('--trust-proxy <cidrs>', 'peers whose X-Forwarded-Proto/-Host are kept (default: none)', parseCidrs))
-    .addOption(opt('--tls-cert <file>', 'serve HTTPS on --listen with this certificate chain (PEM; needs --tls-key)'))
-    .addOption(opt('--tls-key <file>', 'private key for --tls-cert (PEM)'))
-    .addOption(opt('--upstream-ca <file>', 'CA certificates (PEM) trusted for https:// targets, instead of Node\'s bundled ones'))
-    .addOption(opt('--drain-ms <ms>', 'on SIGTERM, time to finish in-flight requests (and open tunnels)', parseWholeNumber(0, 600_000), 5000))
-    .addOption(opt('--upstream-host <client|target>', 'Host sent to targets: the client\'s, or the target\'s own host:port', (v) => {
-      if (v !== 'client' && v !== 'target') throw new InvalidArgumentError('expected client or target')
-      return v
-    }, 'client' as UpstreamHost))
-    .addOption(opt('--tunnel-idle-timeout-ms <ms>', 'a WebSocket tunnel with no byte either way for this long is closed', parseWholeNumber(1, 86_400_000), 300_000))
-    .addOption(opt('--max-tunnels <n>', 'open WebSocket tunnels at most (503 beyond)', parseWholeNumber(0), 10_000)),
-  replica: (cmd: Command) => commonOptions(cmd)
-    .addOption(opt('--port <port>', 'port to serve on (0: any free port)', parseWholeNumber(0, 65535)).makeOptionMandatory())
-    .addOption(opt('--host <host>', 'address to serve on (and to register)', (v) => v.trim(), '127.0.0.1'))
-    .addOption(opt('--dir <dir>', 'folder to serve', (v) => v, bundledSiteDir, 'the bundled demo site'))
-    .addOption(opt('--name <name>', 'target name (default host:port)', parseTargetName))
-    .addOption(opt('--revision <rev>', 'content revision for /cacheAge (default: git commit of --dir, else start time)'))
-    .addOption(opt('--drain-ms <ms>', 'after deregistering on SIGTERM, keep serving this long', parseWholeNumber(0, 600_000), 2000))
-    .addOption(opt('--max-age <sec>', 'Cache-Control max-age of served files', parseWholeNumber(0, 31_536_000), 120))
-    .addOption(opt('--exit-with-parent', 'shut down gracefully when the parent process goes away (used by `zkproxy dev`)'))
-    .addOption(opt('--route <host[/path-prefix]>', 'serve only requests for this Host (and path prefix); repeatable or comma-separated; *.example.com for any one label (docs/routing.md)').argParser(collectRoutes).default([], 'none, the default pool'))
-    .addOption(opt('--strip-prefix', 'serve from / what the --route path prefixes name: proxies remove the matched prefix before forwarding')),
-  register: (cmd: Command) => commonOptions(cmd)
-    .addOption(opt('--url <url>', 'the running backend to register', parseHttpUrl).makeOptionMandatory())
-    .addOption(opt('--name <name>', 'target name (default host:port of --url)', parseTargetName))
-    .addOption(opt('--revision <rev>', 'content revision for /cacheAge (default: start time)'))
-    .addOption(opt('--health-path <path>', 'hold the registration only while GET <url><path> answers 2xx', parseRequestPath))
-    .addOption(opt('--health-interval-ms <ms>', 'health check interval', parseWholeNumber(50, 600_000), 2000))
-    .addOption(opt('--health-timeout-ms <ms>', 'health check timeout', parseWholeNumber(10, 600_000), 1000))
-    .addOption(opt('--unhealthy-after <n>', 'consecutive failed checks before deregistering', parseWholeNumber(1, 100), 3))
-    .addOption(opt('--healthy-after <n>', 'consecutive good checks before registering again', parseWholeNumber(1, 100), 1))
-    .addOption(opt('--route <host[/path-prefix]>', 'serve only requests for this Host (and path prefix); repeatable or comma-separated; *.example.com for any one label (docs/routing.md)').argParser(collectRoutes).default([], 'none, the default pool'))
-    .addOption(opt('--strip-prefix', 'serve from / what the --route path prefixes name: proxies remove the matched prefix before forwarding')),
-  dev: (cmd: Command) => cmd
-    .addOption(opt('--replicas <n>', 'bundled replicas to start', parseWholeNumber(0, 32), 3))
-    .addOption(opt('--listen <host:port>', 'proxy public listener', parseHostPort(true), { host: '0.0.0.0', port: 9000 }, '0.0.0.0:9000'))
-    .addOption(opt('--admin <host:port>', 'proxy admin listener', parseHostPort(true), { host: '127.0.0.1', port: 9901 }, '127.0.0.1:9901'))
-    .addOption(opt('--log-level <level>', 'log level', (v) => v as LogLevel, 'info' as LogLevel))
-    .addOption(opt('--zk <connect>', 'use this ZooKeeper instead of starting a local one (host:port,...[/chroot])', parseConnectString)),
-  status: (cmd: Command) => commonOptions(cmd)
-    .addOption(opt('--json', 'machine-readable output'))
-    .addOption(opt('--proxies-path <path>', 'znode under which proxies announce themselves', parseZnodePath, '/proxies'))
-    .addOption(opt('--timeout-ms <ms>', 'give up (exit 2) when ZooKeeper does not answer within this time', parseWholeNumber(100, 600_000), 5000))
-} as const
+// ---- the flags every ZooKeeper client command shares ----
 
-export type CommandName = keyof typeof commandOptions
-
-// ---- building the frozen config objects from commander's parsed options ----
-
-type Raw = Record<string, unknown>
-
-function deepFreeze<T> (o: T): T {
-  if (o !== null && typeof o === 'object' && !Object.isFrozen(o) && !(o instanceof URL)) {
-    Object.freeze(o)
-    for (const v of Object.values(o as object)) deepFreeze(v)
-  }
-  return o
+const zkFlags = {
+  zk: flag('--zk <connect>', 'ZooKeeper connect string (host:port,...[/chroot])', connectString, { default: '127.0.0.1:2181' }),
+  sessionTimeoutMs: flag('--session-timeout-ms <ms>', 'ZooKeeper session timeout', millis(1000, 600_000), { default: 10_000 }),
+  targetsPath: flag('--targets-path <path>', 'znode under which targets register', znodePath, { default: '/targets' }),
+  cacheAgePath: flag('--cache-age-path <path>', 'znode holding the content revision', znodePath, { default: '/cacheAge' }),
+  zkAuth: flag('--zk-auth <scheme:credential>', 'ZooKeeper auth, e.g. digest:user:password', zkAuth),
+  zkAuthFile: flag('--zk-auth-file <file>', 'read --zk-auth from a file (keeps secrets out of ps)', filePath),
+  zkAclReplicas: flag('--zk-acl-replicas <scheme:id>', 'ACL mode: the replicas\' identity, e.g. digest:replica:HASH (docs/security.md)', roleId),
+  zkAclProxies: flag('--zk-acl-proxies <scheme:id>', 'ACL mode: the proxies\' identity, e.g. digest:proxy:HASH', roleId),
+  logLevel: flag('--log-level <level>', 'log level', logLevel, { default: 'info' }),
+  logPretty: toggle('--log-pretty', 'human-readable logs instead of JSON')
 }
 
-function zkAuthFrom (raw: Raw): ZkAuth[] {
-  const auth: ZkAuth[] = []
-  if (raw['zkAuth'] !== undefined) auth.push(raw['zkAuth'] as ZkAuth)
-  if (typeof raw['zkAuthFile'] === 'string') {
-    let text: string
-    try { text = readFileSync(raw['zkAuthFile'], 'utf8') } catch (err) {
-      throw new InvalidArgumentError(`--zk-auth-file: cannot read ${raw['zkAuthFile']}: ${(err as Error).message}`)
-    }
-    auth.push(parseZkAuth(text.trim()))
+function authFromFile (file: string | undefined): ZkAuth[] {
+  if (file === undefined) return []
+  let content: string
+  try { content = readFileSync(file, 'utf8') } catch (err) {
+    throw new InvalidArgumentError(`--zk-auth-file: cannot read ${file}: ${(err as Error).message}`)
   }
-  return auth
+  return [zkAuth.parse(content.trim())]
 }
 
-function common (raw: Raw, role?: 'replicas' | 'proxies'): CommonConfig {
-  const c: CommonConfig = {
-    zk: raw['zk'] as string,
-    sessionTimeoutMs: raw['sessionTimeoutMs'] as number,
-    targetsPath: raw['targetsPath'] as string,
-    cacheAgePath: raw['cacheAgePath'] as string,
-    zkAuth: zkAuthFrom(raw),
-    zkAcl: zkAclFrom(raw),
-    logLevel: raw['logLevel'] as LogLevel,
-    logPretty: raw['logPretty'] === true
-  }
+/** The shared fields: --zk-auth and --zk-auth-file become one list, the --zk-acl-* pair one value. */
+function common<V extends Values<typeof zkFlags>> (v: V, role?: 'replicas' | 'proxies') {
+  const { zkAuth: one, zkAuthFile, zkAclReplicas, zkAclProxies, ...rest } = v
+  const auth: readonly ZkAuth[] = [...(one === undefined ? [] : [one]), ...authFromFile(zkAuthFile)]
+  const c = { ...rest, zkAuth: auth, zkAcl: roleIdentities(zkAclReplicas, zkAclProxies) }
   if (role !== undefined) checkRoleCredential(c, role)
   return c
 }
 
-export function proxyConfig (raw: Raw): ProxyConfig {
-  const admin = raw['admin']
-  return deepFreeze({
-    ...common(raw, 'proxies'),
-    listen: raw['listen'] as HostPort,
-    admin: admin === 'off' ? undefined : admin as HostPort,
-    proxiesPath: raw['proxiesPath'] as string,
-    id: raw['id'] as string | undefined,
-    attempts: raw['attempts'] as number,
-    countFlushMs: raw['countFlushMs'] as number,
-    retryBodyLimitBytes: raw['retryBodyLimit'] as number,
-    bodyLimitBytes: raw['bodyLimit'] as number,
-    connectTimeoutMs: raw['connectTimeoutMs'] as number,
-    headersTimeoutMs: raw['headersTimeoutMs'] as number,
-    bodyTimeoutMs: raw['bodyTimeoutMs'] as number,
-    requestTimeoutMs: raw['requestTimeoutMs'] as number,
-    keepAliveTimeoutMs: raw['keepAliveTimeoutMs'] as number,
-    maxHeaderBytes: raw['maxHeaderBytes'] as number,
-    maxConnections: raw['maxConnections'] as number,
-    cacheTtlSec: raw['cacheTtl'] as number,
-    cacheDefaultTtlSec: raw['cacheDefaultTtl'] as number,
-    cacheMaxEntries: raw['cacheMaxEntries'] as number,
-    cacheMaxBytes: raw['cacheMaxBytes'] as number,
-    cacheMaxObjectBytes: raw['cacheMaxObjectBytes'] as number,
-    staleIfErrorSec: raw['staleIfError'] as number,
-    accessLog: raw['accessLog'] === true,
-    drainMs: raw['drainMs'] as number,
-    upstreamHost: raw['upstreamHost'] as UpstreamHost,
-    tunnelIdleTimeoutMs: raw['tunnelIdleTimeoutMs'] as number,
-    maxTunnels: raw['maxTunnels'] as number,
-    allowTargets: raw['allowTargets'] as string[],
-    trustProxy: (raw['trustProxy'] as string[] | undefined) ?? [],
-    tls: tlsFrom(raw),
-    upstreamCaFile: raw['upstreamCa'] as string | undefined
-  })
+/** A `--route` value, `HOST[/PATH-PREFIX]` (`*.example.com` for any one label): docs/routing.md. */
+const routeValue: ValueType<string> = {
+  hint: '',
+  parse: (v) => {
+    const r = parseRoute(v)
+    if (!r.ok) throw new InvalidArgumentError(r.reason)
+    return v
+  }
 }
 
-function routesFrom (raw: Raw): { routes: string[], stripPrefix: boolean } {
-  const routes = (raw['route'] as string[] | undefined) ?? []
-  const stripPrefix = raw['stripPrefix'] === true
+/** The routes flags of `replica` and `register`, and the check that ties them together. */
+const routeFlags = {
+  routes: list('--route <host[/path-prefix]>', 'serve only requests for this Host (and path prefix); *.example.com for any one label (docs/routing.md)', routeValue, { defaultText: 'none, the default pool', env: 'ZKPROXY_ROUTE' }),
+  stripPrefix: toggle('--strip-prefix', 'serve from / what the --route path prefixes name: proxies remove the matched prefix before forwarding')
+}
+
+function withRoutes<V extends { readonly routes: readonly string[], readonly stripPrefix: boolean }> (v: V): V {
   // Without a path prefix there is nothing to strip: the flag would silently do nothing.
-  if (stripPrefix && !routes.some(r => { const p = parseRoute(r); return p.ok && p.route.pathPrefix !== '/' })) {
+  if (v.stripPrefix && !v.routes.some(r => { const p = parseRoute(r); return p.ok && p.route.pathPrefix !== '/' })) {
     throw new InvalidArgumentError('--strip-prefix needs a --route with a path prefix (e.g. --route example.com/api)')
   }
-  return { routes, stripPrefix }
+  return v
 }
 
-export function replicaConfig (raw: Raw): ReplicaConfig {
-  return deepFreeze({
-    ...common(raw, 'replicas'),
-    host: raw['host'] as string,
-    port: raw['port'] as number,
-    dir: raw['dir'] as string,
-    name: raw['name'] as string | undefined,
-    revision: raw['revision'] as string | undefined,
-    drainMs: raw['drainMs'] as number,
-    maxAgeSec: raw['maxAge'] as number,
-    exitWithParent: raw['exitWithParent'] === true,
-    ...routesFrom(raw)
-  })
+// ---- one table per command ----
+
+const proxyFlags = {
+  ...zkFlags,
+  listen: flag('--listen <host:port>', 'public listener', hostPort(true), { default: { host: '0.0.0.0', port: 9000 }, defaultText: '0.0.0.0:9000' }),
+  admin: flag('--admin <host:port>', 'admin listener (health, targets, metrics, dashboard); "off" disables', hostPortOrOff(true), { default: { host: '127.0.0.1', port: 9901 }, defaultText: '127.0.0.1:9901' }),
+  proxiesPath: flag('--proxies-path <path>', 'znode under which proxies announce themselves', znodePath, { default: '/proxies' }),
+  id: flag('--id <id>', 'this proxy\'s id under --proxies-path (default: host name and --listen port)', targetName),
+  attempts: flag('--attempts <n>', 'targets tried per request (failover)', count(1, 20), { default: 3 }),
+  countFlushMs: flag('--count-flush-ms <ms>', 'how often request counts are written to ZooKeeper', millis(10, 60_000), { default: 250 }),
+  retryBodyLimitBytes: flag('--retry-body-limit <bytes>', 'request bodies up to this size are buffered so they can be replayed on failover', bytes, { default: 1024 * 1024, defaultText: '1MiB' }),
+  bodyLimitBytes: flag('--body-limit <bytes>', 'largest request body accepted (413 above)', bytes, { default: 100 * 1024 * 1024, defaultText: '100MiB' }),
+  connectTimeoutMs: flag('--connect-timeout-ms <ms>', 'upstream connect timeout (then failover)', millis(1, 600_000), { default: 2000 }),
+  headersTimeoutMs: flag('--headers-timeout-ms <ms>', 'upstream response-headers timeout (504)', millis(1, 3_600_000), { default: 30_000 }),
+  bodyTimeoutMs: flag('--body-timeout-ms <ms>', 'upstream idle time between body chunks (then the response is aborted)', millis(1, 3_600_000), { default: 30_000 }),
+  requestTimeoutMs: flag('--request-timeout-ms <ms>', 'downstream: time to receive a whole request (slow clients get 408)', millis(1, 3_600_000), { default: 30_000 }),
+  keepAliveTimeoutMs: flag('--keep-alive-timeout-ms <ms>', 'downstream idle keep-alive timeout', millis(1, 600_000), { default: 5000 }),
+  maxHeaderBytes: flag('--max-header-bytes <bytes>', 'largest request header section (431 above)', bytes, { default: 16 * 1024, defaultText: '16KiB' }),
+  maxConnections: flag('--max-connections <n>', 'downstream connection limit (0 = unlimited)', count(0), { default: 10_000 }),
+  cacheTtlSec: flag('--cache-ttl <sec>', 'longest time a response is cached; 0 turns the cache off', seconds(0, 31_536_000), { default: 120 }),
+  cacheDefaultTtlSec: flag('--cache-default-ttl <sec>', 'freshness for responses without explicit freshness (0: heuristic only)', seconds(0, 31_536_000), { default: 0 }),
+  cacheMaxEntries: flag('--cache-max-entries <n>', 'cache entry bound (LRU eviction)', count(1), { default: 10_000 }),
+  cacheMaxBytes: flag('--cache-max-bytes <bytes>', 'cache size bound (LRU eviction)', bytes, { default: 256 * 1024 * 1024, defaultText: '256MiB' }),
+  cacheMaxObjectBytes: flag('--cache-max-object-bytes <bytes>', 'larger responses stream through unstored', bytes, { default: 1024 * 1024, defaultText: '1MiB' }),
+  staleIfErrorSec: flag('--stale-if-error <sec>', 'serve a stored response up to this long past expiry when every target fails', seconds(0, 31_536_000), { default: 0 }),
+  accessLog: toggle('--access-log', 'one log line per request'),
+  allowTargets: flag('--allow-targets <list>', 'addresses traffic may go to: CIDRs, "private", "any", host names, *.suffix', allowTargets, { default: [...DEFAULT_ALLOW_TARGETS], defaultText: DEFAULT_ALLOW_TARGETS.join(',') }),
+  trustProxy: flag('--trust-proxy <cidrs>', 'peers whose X-Forwarded-Proto/-Host are kept', cidrs, { default: [], defaultText: 'none' }),
+  tlsCert: flag('--tls-cert <file>', 'serve HTTPS on --listen with this certificate chain (PEM; needs --tls-key)', filePath),
+  tlsKey: flag('--tls-key <file>', 'private key for --tls-cert (PEM)', filePath),
+  upstreamCaFile: flag('--upstream-ca <file>', 'CA certificates (PEM) trusted for https:// targets, instead of Node\'s bundled ones', filePath),
+  drainMs: flag('--drain-ms <ms>', 'on SIGTERM, time to finish in-flight requests and open tunnels', millis(0, 600_000), { default: 5000 }),
+  upstreamHost: flag('--upstream-host <client|target>', 'the Host targets get: the client\'s, or the target\'s own host:port', oneOf(['client', 'target'] as const), { default: 'client' }),
+  tunnelIdleTimeoutMs: flag('--tunnel-idle-timeout-ms <ms>', 'a WebSocket tunnel with no byte either way for this long is closed', millis(1, 86_400_000), { default: 300_000 }),
+  maxTunnels: flag('--max-tunnels <n>', 'open WebSocket tunnels at most (503 too_many_tunnels beyond)', count(0), { default: 10_000 })
 }
 
-export function registerConfig (raw: Raw): RegisterConfig {
-  return deepFreeze({
-    ...common(raw, 'replicas'),
-    url: raw['url'] as URL,
-    name: raw['name'] as string | undefined,
-    revision: raw['revision'] as string | undefined,
-    healthPath: raw['healthPath'] as string | undefined,
-    healthIntervalMs: raw['healthIntervalMs'] as number,
-    healthTimeoutMs: raw['healthTimeoutMs'] as number,
-    unhealthyAfter: raw['unhealthyAfter'] as number,
-    healthyAfter: raw['healthyAfter'] as number,
-    ...routesFrom(raw)
-  })
+const proxy = defineCommand({
+  name: 'proxy',
+  summary: 'run a proxy routing to the least-used live target in ZooKeeper',
+  flags: proxyFlags,
+  build: (v) => {
+    const { tlsCert, tlsKey, ...rest } = v
+    return { ...common(rest, 'proxies'), tls: tlsFiles(tlsCert, tlsKey) }
+  }
+})
+
+const replicaFlags = {
+  ...zkFlags,
+  port: flag('--port <port>', 'port to serve on (0: any free port)', port, { required: true }),
+  host: flag('--host <host>', 'address to serve on (and to register)', text, { default: '127.0.0.1' }),
+  dir: flag('--dir <dir>', 'folder to serve', filePath, { default: bundledSiteDir, defaultText: 'the bundled demo site' }),
+  name: flag('--name <name>', 'target name (default host:port)', targetName),
+  revision: flag('--revision <rev>', 'content revision for /cacheAge (default: git commit of --dir, else a hash of its files)', text),
+  drainMs: flag('--drain-ms <ms>', 'after deregistering on SIGTERM, keep serving this long', millis(0, 600_000), { default: 2000 }),
+  maxAgeSec: flag('--max-age <sec>', 'Cache-Control max-age of served files', seconds(0, 31_536_000), { default: 120 }),
+  exitWithParent: toggle('--exit-with-parent', 'shut down gracefully when the parent process goes away, or stdin, if a pipe, ends (used by `zkproxy dev`)'),
+  ...routeFlags
 }
 
-export function devConfig (raw: Raw): DevConfig {
-  return deepFreeze({
-    replicas: raw['replicas'] as number,
-    listen: raw['listen'] as HostPort,
-    admin: raw['admin'] as HostPort,
-    logLevel: raw['logLevel'] as LogLevel,
-    zk: raw['zk'] as string | undefined
-  })
+const replica = defineCommand({
+  name: 'replica',
+  summary: 'serve a static folder and register it as a target',
+  flags: replicaFlags,
+  build: (v) => withRoutes(common(v, 'replicas'))
+})
+
+const registerFlags = {
+  ...zkFlags,
+  url: flag('--url <url>', 'the running backend to register', httpUrl, { required: true }),
+  name: flag('--name <name>', 'target name (default host:port of --url)', targetName),
+  revision: flag('--revision <rev>', 'content revision for /cacheAge (default: none, /cacheAge is left alone)', text),
+  healthPath: flag('--health-path <path>', 'hold the registration only while GET <url><path> answers 2xx', requestPath),
+  healthIntervalMs: flag('--health-interval-ms <ms>', 'health check interval', millis(50, 600_000), { default: 2000 }),
+  healthTimeoutMs: flag('--health-timeout-ms <ms>', 'health check timeout', millis(10, 600_000), { default: 1000 }),
+  unhealthyAfter: flag('--unhealthy-after <n>', 'consecutive failed checks before deregistering', count(1, 100), { default: 3 }),
+  healthyAfter: flag('--healthy-after <n>', 'consecutive good checks before registering again', count(1, 100), { default: 1 }),
+  ...routeFlags
 }
 
-export function statusConfig (raw: Raw): StatusConfig {
-  return deepFreeze({ ...common(raw), json: raw['json'] === true, proxiesPath: raw['proxiesPath'] as string, timeoutMs: raw['timeoutMs'] as number })
+const register = defineCommand({
+  name: 'register',
+  summary: 'register an already-running backend (any language) as a target',
+  flags: registerFlags,
+  build: (v) => withRoutes(common(v, 'replicas'))
+})
+
+const devFlags = {
+  replicas: flag('--replicas <n>', 'bundled replicas to start', count(0, 32), { default: 3 }),
+  listen: flag('--listen <host:port>', 'proxy public listener', hostPort(true), { default: { host: '127.0.0.1', port: 9000 }, defaultText: '127.0.0.1:9000' }),
+  admin: flag('--admin <host:port>', 'proxy admin listener (dashboard)', hostPort(true), { default: { host: '127.0.0.1', port: 9901 }, defaultText: '127.0.0.1:9901' }),
+  logLevel: flag('--log-level <level>', 'log level', logLevel, { default: 'info' }),
+  zk: flag('--zk <connect>', 'use this ZooKeeper instead of starting a local one (host:port,...[/chroot])', connectString)
 }
 
-export { Command, InvalidArgumentError }
+const dev = defineCommand({
+  name: 'dev',
+  summary: 'try it locally: ZooKeeper, a proxy and replicas in one command',
+  flags: devFlags,
+  build: (v) => ({ ...v })
+})
+
+const statusFlags = {
+  ...zkFlags,
+  json: toggle('--json', 'machine-readable output'),
+  proxiesPath: flag('--proxies-path <path>', 'znode under which proxies announce themselves', znodePath, { default: '/proxies' }),
+  timeoutMs: flag('--timeout-ms <ms>', 'give up (exit 2) when ZooKeeper does not answer within this time', millis(100, 600_000), { default: 5000 })
+}
+
+const status = defineCommand({
+  name: 'status',
+  summary: 'show the targets, counts and proxies registered in ZooKeeper',
+  flags: statusFlags,
+  build: (v) => common(v)
+})
+
+/** Every subcommand, in the order `zkproxy help` lists them. */
+export const commands = { proxy, replica, register, dev, status } as const
+export type CommandName = keyof typeof commands
+
+// ---- the typed config objects (one per command), derived from the tables ----
+
+export type CommonConfig = Readonly<ReturnType<typeof common<Values<typeof zkFlags>>>>
+export type ProxyConfig = ReturnType<typeof proxy.fromParsed>
+export type ReplicaConfig = ReturnType<typeof replica.fromParsed>
+export type RegisterConfig = ReturnType<typeof register.fromParsed>
+export type DevConfig = ReturnType<typeof dev.fromParsed>
+export type StatusConfig = ReturnType<typeof status.fromParsed>
+
+// Entry points taking commander's parsed options (`cmd.opts()`), as the command runners do.
+export const proxyConfig = proxy.fromParsed
+export const replicaConfig = replica.fromParsed
+export const registerConfig = register.fromParsed
+export const devConfig = dev.fromParsed
+export const statusConfig = status.fromParsed
+
+/** Adds a command's flags to a commander command (`commandOptions.proxy(new Command('proxy'))`). */
+export const commandOptions = {
+  proxy: proxy.configure,
+  replica: replica.configure,
+  register: register.configure,
+  dev: dev.configure,
+  status: status.configure
+} as const satisfies Record<CommandName, unknown>

@@ -3,8 +3,8 @@
 // prom-client `collect` callbacks, so they cost nothing on the request path.
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { LiveTarget, Router } from '../proxy/router.js'
-import type { SessionState } from '../zk/index.js'
-import type { RuntimeView } from './metrics.js'
+import type { SessionState } from '../registry/session-view.js'
+import type { RuntimeView } from './runtime-view.js'
 
 const SESSION_STATES: readonly SessionState[] = ['connecting', 'connected', 'suspended', 'expired', 'auth_failed', 'closed']
 

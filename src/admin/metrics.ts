@@ -5,27 +5,13 @@
 // (counter stats, cache stats, session state, in-flight) is read at scrape time by `collect`.
 import { Counter, Histogram, Registry } from 'prom-client'
 import type { FailureStage, ForwardHooks } from '../proxy/failover.js'
-import type { LiveTarget, Router } from '../proxy/router.js'
+import type { LiveTarget } from '../proxy/router.js'
 import { registerCollectors } from './collectors.js'
-import type { RequestCounter } from '../registry/request-counter.js'
-import type { Snapshot, TargetSet } from '../registry/target-set.js'
-import type { CacheStageStats } from '../proxy/cache-stage.js'
-import type { TunnelStats } from '../proxy/tunnel.js'
-import type { ConnectedEvent, SessionState, ZkSession } from '../zk/index.js'
+import type { Snapshot } from '../registry/target-set.js'
+import type { ConnectedEvent, SessionState } from '../registry/session-view.js'
+import type { RuntimeView } from './runtime-view.js'
 
-/** What the admin side reads of a running proxy (built by src/cli/proxy-runtime.ts). */
-export interface RuntimeView {
-  readonly url: string
-  readonly id: string
-  readonly session: ZkSession
-  readonly router: Router
-  readonly counter: RequestCounter
-  readonly targets: TargetSet
-  /** Absent when --cache-ttl 0. Only `stats()` is read, so any cache with it fits. */
-  readonly cache: { stats (): CacheStageStats } | undefined
-  /** The public listener: draining after SIGTERM once `closing`; its WebSocket tunnels. */
-  readonly listener: { readonly closing: boolean, readonly tunnels: { stats (): TunnelStats, perTarget (): Map<string, number> } }
-}
+export type { RuntimeView } from './runtime-view.js'
 
 // Status codes are folded into classes: the label set stays bounded by targets × 6.
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'other'] as const

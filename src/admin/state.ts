@@ -1,8 +1,9 @@
 // What the admin listener reports, computed from the running proxy's memory on each call
 // (nothing here reads ZooKeeper): health, the target rows, and the dashboard's whole state.
 import type { CounterStats } from '../registry/request-counter.js'
-import type { SessionState } from '../zk/index.js'
-import type { ProxyMetrics, RuntimeView, StatusClass } from './metrics.js'
+import type { SessionState } from '../registry/session-view.js'
+import type { ProxyMetrics, StatusClass } from './metrics.js'
+import type { RuntimeView } from './runtime-view.js'
 
 export type HealthStatus = 'ok' | 'degraded' | 'unavailable'
 

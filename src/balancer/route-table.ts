@@ -9,7 +9,7 @@
 //   3. nothing matched: the default pool (targets without routes), if any.
 // Lookup cost does not grow with the number of hosts (two Map lookups) and, within one host,
 // only with that host's own prefixes.
-import { DEFAULT_POOL_KEY, type Route } from '../registry/routes.js'
+import { DEFAULT_POOL_KEY, type Route } from '../routes.js'
 
 export { DEFAULT_POOL_KEY }
 

@@ -2,6 +2,7 @@
 // Start-up order: validate, listen, then register — a target is never visible before it
 // answers, and a start-up failure (bad folder, port in use) prints one line and nothing else.
 // Shutdown order: deregister, drain, close — proxies stop sending before we stop answering.
+import { fstatSync, type Stats } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import type { ServerResponse } from 'node:http'
 import { createServer } from 'node:net'
@@ -78,17 +79,28 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
 }
 
 /**
- * Calls `onOrphaned` once when this process is re-parented: the process that started it (e.g.
- * `zkproxy dev`, killed with SIGKILL) is gone, and a replica nobody will stop must not linger.
+ * Calls `onOrphaned` once when the process that started this one (e.g. `zkproxy dev`) is gone,
+ * however it went (SIGKILL included): a replica nobody will stop must not linger. A pipe on
+ * stdin from the parent says so at once (the kernel closes it with the parent); being
+ * re-parented says so too, checked every second, for parents that hand over no pipe.
  */
 function watchParent (onOrphaned: () => void): void {
-  const parent = process.ppid
-  const timer = setInterval(() => {
-    if (process.ppid === parent) return
+  let called = false
+  const orphaned = (): void => {
+    if (called) return
+    called = true
     clearInterval(timer)
     onOrphaned()
-  }, 1000)
+  }
+  const parent = process.ppid
+  const timer = setInterval(() => { if (process.ppid !== parent) orphaned() }, 1000)
   timer.unref()
+  let stdin: Stats | undefined
+  try { stdin = fstatSync(0) } catch {}
+  // Node hands a child its pipes as sockets, a shell as FIFOs; a terminal or /dev/null is neither.
+  if (stdin?.isFIFO() === true || stdin?.isSocket() === true) {
+    process.stdin.on('end', orphaned).on('error', orphaned).resume()
+  }
 }
 
 async function checkDir (dir: string): Promise<void> {

@@ -6,7 +6,7 @@
 // ZooKeeper unreachable within --timeout-ms, no permission): main.ts prints that one line.
 import { statusConfig, type StatusConfig } from '../config.js'
 import { decodeRevision, decodeTarget } from '../registry/codec.js'
-import { DEFAULT_POOL_KEY } from '../registry/routes.js'
+import { DEFAULT_POOL_KEY } from '../routes.js'
 import { ZkSession } from '../zk/index.js'
 import type { CliContext } from './lifecycle.js'
 

@@ -1,6 +1,6 @@
-// Runs a real ZooKeeper from the local installation (docs/operations.md "ZooKeeper for tests, demo and
-// users"): finds it, writes a server's config into its own temp dir, starts the JVM ourselves
-// (not via zkServer.sh, so we hold the real PID), waits until it serves, and stops it by PID.
+// Runs a real ZooKeeper from the local installation (for the tests, the demo and users): finds
+// it, writes a server's config into its own temp dir, starts the JVM ourselves (not via
+// zkServer.sh, so we hold the real PID), waits until it serves, and stops it by PID.
 // `zkproxy dev` uses startStandalone(); the test harness (test/support/zookeeper.ts) builds
 // ensembles and node control on the same pieces.
 import { spawn } from 'node:child_process'
@@ -388,6 +388,8 @@ export interface StandaloneOptions {
    * the server last, after the processes that still talk to it.
    */
   readonly detached?: boolean
+  /** Told the JVM's PID and temp dir as soon as it is spawned (e.g. for a watchdog). */
+  readonly onSpawn?: (pid: number, dir: string) => void
 }
 
 /**
@@ -407,6 +409,7 @@ export async function startStandalone (opts: StandaloneOptions): Promise<Standal
       throw new Error(`cannot start ${opts.install.java}: not found or not executable`)
     }
     const pid = child.pid
+    opts.onSpawn?.(pid, server.dir)
     let output = ''
     const keep = (c: Buffer): void => { output = (output + c.toString()).slice(-16_384) }
     child.stdout.on('data', keep)

@@ -9,7 +9,7 @@ import { Ejections } from '../balancer/ejection.js'
 import { LeastUsedStrategy } from '../balancer/least-used.js'
 import { DEFAULT_POOL_KEY, RouteTable } from '../balancer/route-table.js'
 import type { TargetState, Clock, RandomSource } from '../balancer/types.js'
-import { stripPathPrefix, type Route } from '../registry/routes.js'
+import { stripPathPrefix, type Route } from '../routes.js'
 
 /** What the router needs to know of a target (a subset of the registry's TargetInfo). */
 export interface RoutableTarget {

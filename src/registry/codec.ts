@@ -1,7 +1,7 @@
 // Codecs for the znodes of the fixed data model (docs/znodes.md): `/targets/<name>` and
 // `/cacheAge`. Pure functions, no I/O: the watcher feeds them bytes and a znode name and gets
 // back either a target or a reason it can log once per version.
-import { parseRoute, type Route } from './routes.js'
+import { parseRoute, type Route } from '../routes.js'
 
 /** What a `/targets/<name>` znode holds (the JSON form). */
 export interface TargetData {

@@ -8,7 +8,7 @@ import { createError, hasCode } from '../errors.js'
 import { EphemeralNode, SerialTask, isRetryable, updateWithRetry, type ConnectedEvent, type DataValue, type EphemeralOptions, type EphemeralState, type SessionState, type ZkSession } from '../zk/index.js'
 import { securePath, type NodeAcls } from './acl-policy.js'
 import { decodeTarget, encodeRevision, encodeTarget, validateTargetName, type TargetData } from './codec.js'
-import { DEFAULT_POOL_KEY, parseRoute } from './routes.js'
+import { DEFAULT_POOL_KEY, parseRoute } from '../routes.js'
 import { writeRevision } from './revision.js'
 
 export type RegistrationState =

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { watchChildren, watchData, type DataValue, type Watch, type ZkSession } from '../zk/index.js'
 import { decodeTarget } from './codec.js'
-import type { Route } from './routes.js'
+import type { Route } from '../routes.js'
 
 // Shared by every target without routes (the default pool): no allocation per parse.
 const NO_ROUTES: readonly Route[] = Object.freeze([])

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_POOL_KEY, RouteTable, normalizeHost, prefixCovers, type RoutedTarget } from '../../../src/balancer/route-table.js'
-import { routeOrThrow } from '../../../src/registry/routes.js'
+import { routeOrThrow } from '../../../src/routes.js'
 
 /** A target declaring `routes` (none: the default pool). */
 function t (name: string, ...routes: string[]): RoutedTarget {

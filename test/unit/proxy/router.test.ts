@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import { seededRandom } from '../../../src/balancer/random.js'
 import { DEFAULT_POOL_KEY, Router, type CountView, type RoutableTarget } from '../../../src/proxy/router.js'
-import { routeOrThrow } from '../../../src/registry/routes.js'
+import { routeOrThrow } from '../../../src/routes.js'
 
 function info (name: string, requests: number, routes: string[] = [], generation = 'g1', stripPrefix = false): RoutableTarget {
   return { name, origin: `http://${name}.test:80`, url: `http://${name}.test:80`, generation, requests, revision: undefined, startedAt: undefined, routes: routes.map(routeOrThrow), stripPrefix }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { MAX_PATH_PREFIX, parseRoute, routeOrThrow, stripPathPrefix } from '../../../src/registry/routes.js'
+import { MAX_PATH_PREFIX, parseRoute, routeOrThrow, stripPathPrefix } from '../../src/routes.js'
 
 describe('parseRoute: accepted', () => {
   const cases: Array<[input: string, host: string, wildcard: boolean, pathPrefix: string, key: string]> = [
