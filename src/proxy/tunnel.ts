@@ -126,9 +126,10 @@ export class Tunnels {
 
 class Tunnel {
   readonly #owner: Tunnels
-  readonly #req: IncomingMessage
+  #req: IncomingMessage | undefined
   readonly #client: Duplex
-  readonly #head: Buffer
+  /** Bytes the client sent after its handshake; a view into a socket read buffer (64 KiB). */
+  #head: Buffer | undefined
   readonly #pool: Pool
   readonly #pathFor: (t: LiveTarget) => string
   readonly #headers: string[]
@@ -186,7 +187,7 @@ class Tunnel {
     const ctx = this.#owner.ctx
     ctx.router.succeeded(t)
     ctx.hooks?.onUpstreamResponse?.(t, status)
-    const res = responseOn(this.#req, this.#client)
+    const res = responseOn(this.#req!, this.#client)
     res.writeHead(status, downstreamFields(headers))
     this.#plain = res
   }
@@ -203,7 +204,13 @@ class Tunnel {
     let text = 'HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: websocket\r\n'
     for (let i = 0; i < fields.length; i += 2) text += `${fields[i]!}: ${fields[i + 1]!}\r\n`
     client.write(text + '\r\n')
-    if (this.#head.length > 0) upstream.write(this.#head)
+    const head = this.#head
+    if (head !== undefined && head.length > 0) upstream.write(Buffer.from(head))
+    // An open tunnel may live for hours: it keeps nothing of its handshake. The head is a view
+    // into a socket's read buffer, the request and undici's controller hold the whole request.
+    this.#head = undefined
+    this.#req = undefined
+    this.#controller = undefined
     const owner = this.#owner
     upstream.on('data', (c: Buffer) => { owner.countDown(c.length) })
     client.on('data', (c: Buffer) => { owner.countUp(c.length) })
@@ -237,9 +244,10 @@ class Tunnel {
     }
     ctx.log.debug({ target: t.name, stage, err }, 'upgrade failed')
     this.#finish('error')
-    const res = responseOn(this.#req, this.#client)
-    if (stage === 'timeout') writeProblem(this.#req, res, 'ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT', `target ${t.name} did not answer in time`)
-    else writeProblem(this.#req, res, 'ZKPROXY_ERR_PROXY_UPSTREAM_FAILED', exhaustedMessage(this.#tries, ctx.attempts, t, err), { attempts: this.#tries.n })
+    const req = this.#req!
+    const res = responseOn(req, this.#client)
+    if (stage === 'timeout') writeProblem(req, res, 'ZKPROXY_ERR_PROXY_UPSTREAM_TIMEOUT', `target ${t.name} did not answer in time`)
+    else writeProblem(req, res, 'ZKPROXY_ERR_PROXY_UPSTREAM_FAILED', exhaustedMessage(this.#tries, ctx.attempts, t, err), { attempts: this.#tries.n })
   }
 
   /** Ends the tunnel once: both sockets closed, the target's in-flight count released. */
