@@ -13,7 +13,7 @@ import { describeExit, spawnTracked, type TrackedProcess } from '../test/support
 import { CreateMode, ZkSession } from '../src/zk/index.js'
 import { PEERS, skipLine, type Peer } from './peers.js'
 import { findBinary, stopTree } from './proc.js'
-import { postScript } from './wrk.js'
+import { hostScript, postScript } from './wrk.js'
 
 /** A case ready to measure. */
 export interface Case {
@@ -88,7 +88,29 @@ export class Fixture {
    * it routes to a target. The admin listener is on, as by default, so metrics are recorded.
    * `logFile`: its stdout (the access log) goes there instead of through this process.
    */
-  async proxy (name: string, flags: readonly string[], logFile?: string, cliPath?: string): Promise<{ url: string, p: TrackedProcess }> {
+  /**
+   * A targets path where `routes` hosts (`app<i>.bench.example`) are declared: the last one by
+   * both origins, every other one by 5 targets nobody calls. Returns the path and the Host the
+   * load uses. The route table then holds `routes` routes and 5 × (routes − 1) + 2 targets.
+   */
+  async routedTargets (routes: number): Promise<{ path: string, host: string }> {
+    const { session } = await this.zk()
+    const path = `/bench-routes-${routes}/targets`
+    await session.mkdirp(path)
+    const host = `app${routes - 1}.bench.example`
+    for (let i = 0; i < routes - 1; i++) {
+      for (let j = 0; j < 5; j++) {
+        const data = { url: `http://127.0.0.1:${10_000 + i * 5 + j}`, requests: 0, routes: [`app${i}.bench.example`] }
+        await session.create(`${path}/idle-${i}-${j}`, Buffer.from(JSON.stringify(data)), CreateMode.EPHEMERAL)
+      }
+    }
+    for (const [i, p] of this.originPorts.entries()) {
+      await session.create(`${path}/origin-${i}`, Buffer.from(JSON.stringify({ url: `http://127.0.0.1:${p}`, requests: 0, routes: [host] })), CreateMode.EPHEMERAL)
+    }
+    return { path, host }
+  }
+
+  async proxy (name: string, flags: readonly string[], logFile?: string, cliPath?: string, readyHost?: string): Promise<{ url: string, p: TrackedProcess }> {
     let started = this.#proxies.get(name)
     if (started === undefined) {
       started = (async () => {
@@ -104,7 +126,7 @@ export class Fixture {
         // SIGTERM first: a --cpu-prof profile is written on a normal exit.
         this.graceful.push({ p, signal: 'SIGTERM', graceMs: 5000 })
         const url = `http://127.0.0.1:${port}`
-        await waitUntil(`${name} routing ${url}${PATH}`, p, async () => (await fetchStatus(`${url}${PATH}`)) === 200)
+        await waitUntil(`${name} routing ${url}${PATH}`, p, async () => (await fetchStatus(`${url}${PATH}`, undefined, readyHost)) === 200)
         return { url, p }
       })()
       this.#proxies.set(name, started)
@@ -119,9 +141,9 @@ async function nodeScript (script: string, args: string[], name: string): Promis
   return p
 }
 
-async function fetchStatus (url: string, header?: string): Promise<number | string | undefined> {
+async function fetchStatus (url: string, header?: string, host?: string): Promise<number | string | undefined> {
   try {
-    const r = await request(url)
+    const r = await request(url, host === undefined ? {} : { headers: { host } })
     await r.body.dump()
     return header === undefined ? r.statusCode : String(r.headers[header])
   } catch { return undefined }
@@ -176,8 +198,8 @@ async function startPeer (f: Fixture, peer: Peer): Promise<Case | string> {
   return { name: peer.name, describe: `${peer.describe} (${peer.binary} ${version(binary, peer.versionArgs)})`, url, pid: p.pid, paced: peer.name === 'nginx' }
 }
 
-const zkCase = async (f: Fixture, name: string, describe: string, proxy: string, flags: string[], extra: { path?: string, script?: string, logFile?: string, paced?: boolean, cli?: string } = {}): Promise<Case> => {
-  const { url, p } = await f.proxy(proxy, flags, extra.logFile, extra.cli)
+const zkCase = async (f: Fixture, name: string, describe: string, proxy: string, flags: string[], extra: { path?: string, script?: string, logFile?: string, paced?: boolean, cli?: string, host?: string } = {}): Promise<Case> => {
+  const { url, p } = await f.proxy(proxy, flags, extra.logFile, extra.cli, extra.host)
   return { name, describe, url: `${url}${extra.path ?? PATH}`, pid: p.pid, paced: extra.paced ?? false, ...(extra.script === undefined ? {} : { script: extra.script }) }
 }
 
@@ -210,6 +232,16 @@ export const CASES: ReadonlyArray<{ readonly name: string, start: (f: Fixture) =
       ? 'skip zk-baseline: set BENCH_BASELINE_CLI to another build\'s dist/src/cli/main.js'
       : await zkCase(f, 'zk-baseline', `another zkproxy build (${f.baselineCli}), cache off, GET`, 'zkproxy-baseline', ['--cache-ttl', '0'], { cli: f.baselineCli, paced: true })
   },
+  ...[1, 200].map(routes => ({
+    name: `zk-routes-${routes}`,
+    start: async (f: Fixture): Promise<Case> => {
+      const { path, host } = await f.routedTargets(routes)
+      const script = join(f.tmp, `host-${routes}.lua`)
+      writeFileSync(script, hostScript(host))
+      return await zkCase(f, `zk-routes-${routes}`, `zkproxy, cache off, ${routes} route${routes === 1 ? '' : 's'} in the table (${routes === 1 ? 2 : 5 * (routes - 1) + 2} targets), GET by Host`,
+        `zkproxy-routes-${routes}`, ['--cache-ttl', '0', '--targets-path', path], { script, host })
+    }
+  })),
   { name: 'zk-log', start: async (f) => await zkCase(f, 'zk-log', 'zkproxy, cache off, --access-log written to a file, GET', 'zkproxy-log', ['--cache-ttl', '0', '--access-log'], { logFile: join(f.tmp, 'access.log') }) },
   { name: 'zk-miss', start: async (f) => await zkCase(f, 'zk-miss', 'zkproxy, cache on, every response no-store (forwarded)', 'zkproxy-cache', [], { path: `/no-store${PATH}` }) },
   { name: 'zk-hit', start: async (f) => await zkCase(f, 'zk-hit', 'zkproxy, cache on, every request a hit', 'zkproxy-cache', []) },

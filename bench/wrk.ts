@@ -43,6 +43,11 @@ export function postScript (bytes: number): string {
   return `wrk.method = "POST"\nwrk.body = string.rep("x", ${bytes})\nwrk.headers["Content-Type"] = "application/octet-stream"\n`
 }
 
+/** Every request with this Host (a routed case). */
+export function hostScript (host: string): string {
+  return `wrk.headers["Host"] = "${host}"\n`
+}
+
 export interface WrkRun {
   readonly seconds: number
   readonly connections: number
