@@ -95,7 +95,7 @@ export class ProxyMetrics {
     return await this.registry.metrics()
   }
 
-  /** Hooks for the forwarder (src/proxy/forward.ts): per-request work is a cached child's inc(). */
+  /** Hooks for the exchange (src/proxy/exchange.ts): per-request work is a cached child's inc(). */
   readonly forwardHooks: ForwardHooks = {
     onUpstreamResponse: (t, status) => {
       const c = this.#childrenOf(t)

@@ -1,7 +1,6 @@
-// What happens when an attempt to reach a target fails, shared by both forwarding paths (the
-// fastify one in forward.ts and the raw one in fast-forward.ts): classify the failure, eject
-// the target when it did not answer, and pick the next target when the request may be sent
-// again. RFC 9110 §9.2.2: once a request may have reached the origin, only idempotent methods
+// What happens when an attempt to reach a target fails (the exchange and WebSocket tunnels
+// ask): classify the failure, eject the target when it did not answer, and pick the next
+// target of the request's pool when the request may be sent again. RFC 9110 §9.2.2: once a request may have reached the origin, only idempotent methods
 // are retried; a streamed body cannot be replayed at all; nothing is retried once a byte of
 // the response went to the client (the caller checks that: `sent`).
 import type { Logger } from 'pino'
