@@ -4,6 +4,7 @@
 // ZKPROXY_<FLAG>), and a bad flag or value ends in exit code 2 with one line naming it (the
 // exit itself happens in src/cli/, the only place that exits).
 import { existsSync, readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, InvalidArgumentError, Option } from 'commander'
@@ -188,6 +189,8 @@ export interface ProxyConfig extends CommonConfig {
   readonly upstreamHost: UpstreamHost
   readonly tunnelIdleTimeoutMs: number
   readonly maxTunnels: number
+  /** --workers: processes serving the listener (1: this process alone, no cluster). */
+  readonly workers: number
   /** --allow-targets entries (see src/registry/address-policy.ts). */
   readonly allowTargets: readonly string[]
   /** --trust-proxy CIDRs: peers whose X-Forwarded-Proto/-Host are kept. */
@@ -283,7 +286,8 @@ export const commandOptions = {
       return v
     }, 'client' as UpstreamHost))
     .addOption(opt('--tunnel-idle-timeout-ms <ms>', 'a WebSocket tunnel with no byte either way for this long is closed', parseWholeNumber(1, 86_400_000), 300_000))
-    .addOption(opt('--max-tunnels <n>', 'open WebSocket tunnels at most (503 beyond)', parseWholeNumber(0), 10_000)),
+    .addOption(opt('--max-tunnels <n>', 'open WebSocket tunnels at most (503 beyond)', parseWholeNumber(0), 10_000))
+    .addOption(opt('--workers <n|auto>', 'processes serving --listen ("auto": one per available core)', (v) => v.trim() === 'auto' ? availableParallelism() : parseWholeNumber(1, 256)(v), 1)),
   replica: (cmd: Command) => commonOptions(cmd)
     .addOption(opt('--port <port>', 'port to serve on (0: any free port)', parseWholeNumber(0, 65535)).makeOptionMandatory())
     .addOption(opt('--host <host>', 'address to serve on (and to register)', (v) => v.trim(), '127.0.0.1'))
@@ -390,6 +394,7 @@ export function proxyConfig (raw: Raw): ProxyConfig {
     upstreamHost: raw['upstreamHost'] as UpstreamHost,
     tunnelIdleTimeoutMs: raw['tunnelIdleTimeoutMs'] as number,
     maxTunnels: raw['maxTunnels'] as number,
+    workers: raw['workers'] as number,
     allowTargets: raw['allowTargets'] as string[],
     trustProxy: (raw['trustProxy'] as string[] | undefined) ?? [],
     tls: tlsFrom(raw),
