@@ -10,6 +10,7 @@ import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import { Counter, Gauge } from 'prom-client'
 import type { ProxyConfig } from '../config.js'
+import { createError } from '../errors.js'
 import { EphemeralNode, ZkSession } from '../zk/index.js'
 import { TargetSet, type Snapshot, type TargetInfo } from '../registry/target-set.js'
 import { RequestCounter } from '../registry/request-counter.js'
@@ -196,7 +197,7 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
       sumLoad()
       if (stopping) return
       if (startup !== undefined) {
-        startup.reject(Object.assign(new Error(`worker ${slot.index} exited during start-up (code ${String(code)}, signal ${String(signal)})`), { code: 'ZKPROXY_ERR_PROXY_WORKER' }))
+        startup.reject(createError('ZKPROXY_ERR_PROXY_WORKER_START', `worker ${slot.index} (code ${String(code)}, signal ${String(signal)})`))
         return
       }
       const lived = Date.now() - slot.startedAt

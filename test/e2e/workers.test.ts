@@ -2,13 +2,14 @@
 // real ZooKeeper and upstreams on port 0: requests reach every worker, counts stay exact, a
 // killed worker is replaced, a content revision clears every worker's cache, SIGTERM drains
 // them all, and the admin listener's metrics add up across the workers.
-import { request as httpRequest } from 'node:http'
+import { createServer, request as httpRequest } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { request } from 'undici'
 import { startZooKeeper, type ZkCluster } from '../support/zookeeper.js'
 import { ms, until, untilValue } from '../support/until.js'
 import { stopAllTracked, type TrackedProcess } from '../support/processes.js'
-import { startCli } from '../support/cli.js'
+import { runCli, startCli } from '../support/cli.js'
 import { chrootConnect, closeAllSessions, connectSession } from '../support/zk-client.js'
 import { closeAllBackends, startBackend, type Backend } from '../support/backends.js'
 import { readCount, registerTarget } from '../support/proxy.js'
@@ -248,7 +249,12 @@ describe('zkproxy proxy --workers 2', () => {
 
     // Slow requests held by both workers (each new connection goes to the next worker).
     const slow = Array.from({ length: 4 }, async () => await getOnce(proxy.url, '/slow'))
-    await until(async () => (await workers(proxy)).every(r => r.inFlight > 0), { timeoutMs: ms(5000), message: 'both workers holding a request' })
+    // All four received (a connection still in the listen queue at SIGTERM would be refused,
+    // with or without workers), and both workers holding some.
+    await until(async () => {
+      const rows = await workers(proxy)
+      return rows.every(r => r.inFlight > 0) && rows.reduce((n, r) => n + r.inFlight, 0) === 4
+    }, { timeoutMs: ms(5000), message: 'both workers holding the four requests' })
     const t0 = Date.now()
     proxy.proc.child.kill('SIGTERM')
     const results = await Promise.all(slow)
@@ -262,5 +268,23 @@ describe('zkproxy proxy --workers 2', () => {
     expect(await totalCount(session, ['a'])).toBe(probes + 4)
     const lines = proxy.proc.output().split('\n').filter(l => l.includes('"worker died'))
     expect(lines).toEqual([])
+  })
+
+  it('a taken --listen port ends start-up with one line and exit 2; a bad --workers value too', async () => {
+    const taken = createServer()
+    await new Promise<void>(resolve => taken.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (taken.address() as AddressInfo).port
+      const r = await runCli(['proxy', '--zk', zk!.connectString, '--workers', '2', '--listen', `127.0.0.1:${port}`, '--admin', 'off'], { timeoutMs: ms(20_000) })
+      expect(r.code).toBe(2)
+      expect(r.lines).toEqual([expect.stringMatching(/^zkproxy proxy: .*--listen.*\(ZKPROXY_ERR_PROXY_LISTEN\)$/)])
+    } finally {
+      await new Promise<void>(resolve => taken.close(() => { resolve() }))
+    }
+    for (const bad of ['0', 'many', '-1']) {
+      const r = await runCli(['proxy', '--workers', bad], { timeoutMs: ms(10_000) })
+      expect(r.code).toBe(2)
+      expect(r.lines).toEqual([expect.stringMatching(/^zkproxy.*--workers/)])
+    }
   })
 })
