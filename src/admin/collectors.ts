@@ -202,8 +202,11 @@ function registerPath (registry: Registry, view: () => PathView | undefined): vo
   gauge('zkproxy_cache_uncacheable_keys', 'Keys remembered as not storable: their misses are not coalesced.', v => v?.cache?.stats().uncacheableKeys ?? 0)
 }
 
+/** This process's own figures; with workers, summed over the processes (start time: the oldest). */
 function registerProcess (registry: Registry): void {
-  const { gauge } = helpers(registry, () => undefined, () => { throw new Error('no router') })
+  const gauge = (name: string, help: string, value: () => number, aggregator: Aggregator = 'sum'): void => {
+    registry.registerMetric(new Gauge({ name, help, aggregator, registers: [], collect () { this.set(value()) } }))
+  }
   // Process figures without prom-client's default collectors: those install process-wide
   // observers once per registry and never remove them, which several proxies in one process
   // (the tests) would pile up. These are read on demand.

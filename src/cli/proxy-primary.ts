@@ -89,9 +89,9 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
     // not only on its own.
     return { type: 'zkproxy:targets', targets: snap.targets.map((t): TargetInfo => ({ ...t, requests: counter.cell(t.name)?.total ?? t.requests })) }
   }
-  targets.on('snapshot', (_snap: Snapshot) => {
-    counter.update(_snap.targets)
-    router.update(_snap.targets)
+  targets.on('snapshot', (snap: Snapshot) => {
+    counter.update(snap.targets)
+    router.update(snap.targets)
     sumLoad()
     const m = targetsMessage()
     if (m !== undefined) for (const s of slots) sendTo(s.worker, m)
