@@ -245,6 +245,9 @@ export const CASES: ReadonlyArray<{ readonly name: string, start: (f: Fixture) =
   { name: 'zk-log', start: async (f) => await zkCase(f, 'zk-log', 'zkproxy, cache off, --access-log written to a file, GET', 'zkproxy-log', ['--cache-ttl', '0', '--access-log'], { logFile: join(f.tmp, 'access.log') }) },
   { name: 'zk-miss', start: async (f) => await zkCase(f, 'zk-miss', 'zkproxy, cache on, every response no-store (forwarded)', 'zkproxy-cache', [], { path: `/no-store${PATH}` }) },
   { name: 'zk-hit', start: async (f) => await zkCase(f, 'zk-hit', 'zkproxy, cache on, every request a hit', 'zkproxy-cache', []) },
+  // The primary's PID: CPU time is read over its process tree, so the workers' is included.
+  { name: 'zk-w2', start: async (f) => await zkCase(f, 'zk-w2', 'zkproxy --workers 2, cache off, GET', 'zkproxy-w2', ['--cache-ttl', '0', '--workers', '2']) },
+  { name: 'zk-w2-hit', start: async (f) => await zkCase(f, 'zk-w2-hit', 'zkproxy --workers 2, cache on, every request a hit', 'zkproxy-w2-cache', ['--workers', '2']) },
   {
     name: 'ceiling',
     start: async (f) => {

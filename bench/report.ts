@@ -61,6 +61,15 @@ export const RATIOS: ReadonlyArray<{ readonly section: string, readonly ratios: 
     ]
   },
   {
+    section: 'all the cores (zkproxy --workers 2)',
+    ratios: [
+      r('routed (2 workers) / nginx (1 worker)', 'zk-w2', 'nginx', 'rps', { op: '>=', value: 0.5 }),
+      r('hits (2 workers) / Varnish', 'zk-w2-hit', 'varnish', 'rps', { op: '>=', value: 0.8 }),
+      r('routed (2 workers) / one process', 'zk-w2', 'zkproxy', 'rps', undefined, 'wrk shares the two cores'),
+      r('hits (2 workers) / one process', 'zk-w2-hit', 'zk-hit', 'rps')
+    ]
+  },
+  {
     section: 'latency and CPU against nginx (1 worker)',
     ratios: [
       r('zkproxy / nginx', 'zkproxy', 'nginx', 'p99', { op: '<=', value: 1.5 }, 'saturated: tracks the throughput ratio'),

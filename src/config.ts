@@ -12,6 +12,7 @@
 // line; `list(...)` instead of `flag(...)` makes it repeatable (`readonly T[]`, env items
 // comma-separated). Only a value derived from several flags needs a line in `build`.
 import { existsSync, readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InvalidArgumentError } from 'commander'
@@ -62,6 +63,12 @@ function common<V extends Values<typeof zkFlags>> (v: V, role?: 'replicas' | 'pr
   const c = { ...rest, zkAuth: auth, zkAcl: roleIdentities(zkAclReplicas, zkAclProxies) }
   if (role !== undefined) checkRoleCredential(c, role)
   return c
+}
+
+/** `--workers`: a count of processes, or `auto` for one per available core. */
+const workerCount: ValueType<number> = {
+  hint: '1-256 or auto',
+  parse: (v) => v.trim() === 'auto' ? availableParallelism() : count(1, 256).parse(v)
 }
 
 /** A `--route` value, `HOST[/PATH-PREFIX]` (`*.example.com` for any one label): docs/routing.md. */
@@ -122,7 +129,8 @@ const proxyFlags = {
   drainMs: flag('--drain-ms <ms>', 'on SIGTERM, time to finish in-flight requests and open tunnels', millis(0, 600_000), { default: 5000 }),
   upstreamHost: flag('--upstream-host <client|target>', 'the Host targets get: the client\'s, or the target\'s own host:port', oneOf(['client', 'target'] as const), { default: 'client' }),
   tunnelIdleTimeoutMs: flag('--tunnel-idle-timeout-ms <ms>', 'a WebSocket tunnel with no byte either way for this long is closed', millis(1, 86_400_000), { default: 300_000 }),
-  maxTunnels: flag('--max-tunnels <n>', 'open WebSocket tunnels at most (503 too_many_tunnels beyond)', count(0), { default: 10_000 })
+  maxTunnels: flag('--max-tunnels <n>', 'open WebSocket tunnels at most (503 too_many_tunnels beyond)', count(0), { default: 10_000 }),
+  workers: flag('--workers <n|auto>', 'processes serving --listen ("auto": one per available core; 1: this process alone)', workerCount, { default: 1 })
 }
 
 const proxy = defineCommand({

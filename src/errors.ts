@@ -41,6 +41,7 @@ export const errorCatalogue = {
   ZKPROXY_ERR_PROXY_SHUTTING_DOWN: { message: 'the proxy is shutting down', statusCode: 503, error: 'shutting_down' },
   ZKPROXY_ERR_PROXY_INTERNAL: { message: 'internal error', statusCode: 500, error: 'internal_error' },
   ZKPROXY_ERR_PROXY_LISTEN: { message: 'cannot listen on the requested address' },
+  ZKPROXY_ERR_PROXY_WORKER_START: { message: 'a worker process exited while starting' },
 
   // The response cache.
   ZKPROXY_ERR_CACHE_COALESCE_TIMEOUT: { message: 'timed out waiting for a coalesced upstream response' },

@@ -1,46 +1,80 @@
 // Scrape-time metrics: figures that already exist as numbers in the running proxy (counter
 // stats, cache sizes, session state, in-flight requests) are read when Prometheus asks, via
 // prom-client `collect` callbacks, so they cost nothing on the request path.
-import { Counter, Gauge, type Registry } from 'prom-client'
+import { Counter, Gauge, type Aggregator, type Registry } from 'prom-client'
 import type { LiveTarget, Router } from '../proxy/router.js'
 import type { SessionState } from '../registry/session-view.js'
-import type { RuntimeView } from './runtime-view.js'
+import type { PathView, RuntimeView } from './runtime-view.js'
+
+/**
+ * Which collectors a registry gets. `all`: one process does everything (the default). With
+ * `--workers N` the primary holds the ZooKeeper side (`control`: session, counts, the targets
+ * as ZooKeeper has them) and each worker the request path (`path`: in-flight, ejections,
+ * tunnels, cache); the primary's /metrics merges them with prom-client's AggregatorRegistry,
+ * which sums unless a metric names another `aggregator` (the ones below say why).
+ */
+export type CollectorPart = 'all' | 'control' | 'path'
+
+export interface CollectorViews {
+  readonly control: () => RuntimeView | undefined
+  readonly path: () => PathView | undefined
+}
 
 const SESSION_STATES: readonly SessionState[] = ['connecting', 'connected', 'suspended', 'expired', 'auth_failed', 'closed']
 
-export function registerCollectors (registry: Registry, view: () => RuntimeView | undefined): void {
-  const gauge = (name: string, help: string, value: (v: RuntimeView | undefined) => number): void => {
-    registry.registerMetric(new Gauge({ name, help, registers: [], collect () { this.set(value(view())) } }))
+export function registerCollectors (registry: Registry, views: CollectorViews, part: CollectorPart = 'all'): void {
+  if (part !== 'path') registerControl(registry, views.control)
+  if (part !== 'control') registerPath(registry, views.path)
+  registerProcess(registry)
+}
+
+function helpers<V> (registry: Registry, view: () => V | undefined, router: (v: V) => Router): {
+  gauge: (name: string, help: string, value: (v: V | undefined) => number, aggregator?: Aggregator) => void
+  mirror: (name: string, help: string, value: (v: V) => number | undefined) => void
+  perTarget: (name: string, help: string, value: (t: LiveTarget, r: Router) => number, aggregator?: Aggregator) => void
+} {
+  return {
+    gauge: (name, help, value, aggregator = 'sum') => {
+      registry.registerMetric(new Gauge({ name, help, aggregator, registers: [], collect () { this.set(value(view())) } }))
+    },
+    // Totals kept elsewhere as plain numbers, exported as counters by copying them at scrape time.
+    mirror: (name, help, value) => {
+      registry.registerMetric(new Counter({
+        name,
+        help,
+        registers: [],
+        collect () {
+          const v = view()
+          const n = v === undefined ? undefined : value(v)
+          this.reset()
+          if (n !== undefined && n > 0) this.inc(n)
+        }
+      }))
+    },
+    // Per-target gauges are rebuilt from the live targets on every scrape: a target that left
+    // disappears from them at once, with no bookkeeping.
+    perTarget: (name, help, value, aggregator = 'sum') => {
+      registry.registerMetric(new Gauge({
+        name,
+        help,
+        labelNames: ['target'],
+        aggregator,
+        registers: [],
+        collect () {
+          this.reset()
+          const v = view()
+          if (v === undefined) return
+          const r = router(v)
+          for (const t of r.targets) this.set({ target: t.name }, value(t, r))
+        }
+      }))
+    }
   }
-  // Totals kept elsewhere as plain numbers, exported as counters by copying them at scrape time.
-  const mirror = (name: string, help: string, value: (v: RuntimeView) => number | undefined): void => {
-    registry.registerMetric(new Counter({
-      name,
-      help,
-      registers: [],
-      collect () {
-        const v = view()
-        const n = v === undefined ? undefined : value(v)
-        this.reset()
-        if (n !== undefined && n > 0) this.inc(n)
-      }
-    }))
-  }
-  // Per-target gauges are rebuilt from the live targets on every scrape: a target that left
-  // disappears from them at once, with no bookkeeping.
-  const perTarget = (name: string, help: string, value: (t: LiveTarget, r: Router) => number): void => {
-    registry.registerMetric(new Gauge({
-      name,
-      help,
-      labelNames: ['target'],
-      registers: [],
-      collect () {
-        this.reset()
-        const v = view()
-        for (const t of v?.router.targets ?? []) this.set({ target: t.name }, value(t, v!.router))
-      }
-    }))
-  }
+}
+
+/** The ZooKeeper side: session, the targets as ZooKeeper has them, their counts. */
+function registerControl (registry: Registry, view: () => RuntimeView | undefined): void {
+  const { gauge, mirror, perTarget } = helpers(registry, view, v => v.router)
 
   registry.registerMetric(new Gauge({
     name: 'zkproxy_zookeeper_session_state',
@@ -52,24 +86,8 @@ export function registerCollectors (registry: Registry, view: () => RuntimeView 
       for (const s of SESSION_STATES) this.set({ state: s }, s === current ? 1 : 0)
     }
   }))
-  registry.registerMetric(new Gauge({
-    name: 'zkproxy_targets',
-    help: 'Targets in the current snapshot, by local state: routable, or ejected after failures.',
-    labelNames: ['state'],
-    registers: [],
-    collect () {
-      const v = view()
-      let ejected = 0
-      for (const t of v?.router.targets ?? []) if (v!.router.isEjected(t)) ejected++
-      this.set({ state: 'routable' }, (v?.router.targets.length ?? 0) - ejected)
-      this.set({ state: 'ejected' }, ejected)
-    }
-  }))
   gauge('zkproxy_targets_rejected', 'Target znodes present but ignored (malformed data or refused by policy).', v => v?.targets.snapshot?.rejected.length ?? 0)
-  gauge('zkproxy_targets_view', '1 once the proxy has a complete view of the targets (until then it answers 503).', v => v?.router.hasView === true ? 1 : 0)
   perTarget('zkproxy_target_requests', 'Requests routed to the target by all proxies: its ZooKeeper count plus this proxy\'s unflushed ones.', t => t.requests)
-  perTarget('zkproxy_target_in_flight_requests', 'Requests this proxy has in flight to the target.', t => t.inFlight)
-  perTarget('zkproxy_target_ejected', '1 while the target is ejected locally.', (t, r) => r.isEjected(t) ? 1 : 0)
   // Routes as an info metric to join on `target`, rather than a `route` label on the per-target
   // series: a target serving two routes would be counted twice in every sum over them.
   registry.registerMetric(new Gauge({
@@ -82,10 +100,41 @@ export function registerCollectors (registry: Registry, view: () => RuntimeView 
       for (const p of view()?.router.pools ?? []) for (const t of p.targets) this.set({ target: t.name, route: p.key }, 1)
     }
   }))
+
+  mirror('zkproxy_count_flushes_total', 'Batched count flushes to ZooKeeper (one per tick with unflushed requests).', v => v.counter.stats.flushes)
+  mirror('zkproxy_count_writes_total', 'Versioned count writes (setData) that succeeded.', v => v.counter.stats.writes)
+  mirror('zkproxy_count_conflicts_total', 'Count writes that met a version conflict (another proxy wrote first) and were retried.', v => v.counter.stats.conflicts)
+  mirror('zkproxy_count_failures_total', 'Count writes that failed (the requests are kept for the next flush).', v => v.counter.stats.failures)
+  mirror('zkproxy_count_dropped_total', 'Counted requests dropped because their target left or was re-created.', v => v.counter.stats.dropped)
+}
+
+/** The request path: what each process that serves requests holds (its router, tunnels, cache). */
+function registerPath (registry: Registry, view: () => PathView | undefined): void {
+  const { gauge, mirror, perTarget } = helpers(registry, view, v => v.router)
+
+  registry.registerMetric(new Gauge({
+    name: 'zkproxy_targets',
+    help: 'Targets in the current snapshot, by local state: routable, or ejected after failures.',
+    labelNames: ['state'],
+    // Ejection is per worker: the most any worker sees (summing would count a target per worker).
+    aggregator: 'max',
+    registers: [],
+    collect () {
+      const v = view()
+      let ejected = 0
+      for (const t of v?.router.targets ?? []) if (v!.router.isEjected(t)) ejected++
+      this.set({ state: 'routable' }, (v?.router.targets.length ?? 0) - ejected)
+      this.set({ state: 'ejected' }, ejected)
+    }
+  }))
+  gauge('zkproxy_targets_view', '1 once the proxy has a complete view of the targets (until then it answers 503).', v => v?.router.hasView === true ? 1 : 0, 'min')
+  perTarget('zkproxy_target_in_flight_requests', 'Requests this proxy has in flight to the target.', t => t.inFlight)
+  perTarget('zkproxy_target_ejected', '1 while the target is ejected locally.', (t, r) => r.isEjected(t) ? 1 : 0, 'max')
   registry.registerMetric(new Gauge({
     name: 'zkproxy_pool_targets',
     help: 'Targets per pool (route, or "(default)"), by local state: routable, or ejected after failures.',
     labelNames: ['route', 'state'],
+    aggregator: 'max',
     registers: [],
     collect () {
       this.reset()
@@ -98,12 +147,6 @@ export function registerCollectors (registry: Registry, view: () => RuntimeView 
       }
     }
   }))
-
-  mirror('zkproxy_count_flushes_total', 'Batched count flushes to ZooKeeper (one per tick with unflushed requests).', v => v.counter.stats.flushes)
-  mirror('zkproxy_count_writes_total', 'Versioned count writes (setData) that succeeded.', v => v.counter.stats.writes)
-  mirror('zkproxy_count_conflicts_total', 'Count writes that met a version conflict (another proxy wrote first) and were retried.', v => v.counter.stats.conflicts)
-  mirror('zkproxy_count_failures_total', 'Count writes that failed (the requests are kept for the next flush).', v => v.counter.stats.failures)
-  mirror('zkproxy_count_dropped_total', 'Counted requests dropped because their target left or was re-created.', v => v.counter.stats.dropped)
 
   gauge('zkproxy_tunnels_open', 'WebSocket tunnels open now.', v => v?.listener.tunnels.stats().open ?? 0)
   mirror('zkproxy_tunnels_opened_total', 'WebSocket tunnels opened (upgrades sent to a target).', v => v.listener.tunnels.stats().opened)
@@ -157,11 +200,17 @@ export function registerCollectors (registry: Registry, view: () => RuntimeView 
   gauge('zkproxy_cache_entries', 'Responses in the cache.', v => v?.cache?.stats().entries ?? 0)
   gauge('zkproxy_cache_size_bytes', 'Bytes held by the cache.', v => v?.cache?.stats().bytes ?? 0)
   gauge('zkproxy_cache_uncacheable_keys', 'Keys remembered as not storable: their misses are not coalesced.', v => v?.cache?.stats().uncacheableKeys ?? 0)
+}
 
+/** This process's own figures; with workers, summed over the processes (start time: the oldest). */
+function registerProcess (registry: Registry): void {
+  const gauge = (name: string, help: string, value: () => number, aggregator: Aggregator = 'sum'): void => {
+    registry.registerMetric(new Gauge({ name, help, aggregator, registers: [], collect () { this.set(value()) } }))
+  }
   // Process figures without prom-client's default collectors: those install process-wide
   // observers once per registry and never remove them, which several proxies in one process
   // (the tests) would pile up. These are read on demand.
-  gauge('zkproxy_process_start_time_seconds', 'Start time of the process, in seconds since the Unix epoch.', () => Math.round(performance.timeOrigin / 1000))
+  gauge('zkproxy_process_start_time_seconds', 'Start time of the process, in seconds since the Unix epoch.', () => Math.round(performance.timeOrigin / 1000), 'min')
   gauge('zkproxy_process_resident_memory_bytes', 'Resident set size of the process.', () => process.memoryUsage.rss())
   gauge('zkproxy_nodejs_heap_used_bytes', 'V8 heap in use.', () => process.memoryUsage().heapUsed)
   registry.registerMetric(new Counter({

@@ -3,15 +3,18 @@
 // live in one process (the integration tests do). Per-request work is one increment on a
 // label child cached per target; everything that already exists as a number somewhere
 // (counter stats, cache stats, session state, in-flight) is read at scrape time by `collect`.
-import { Counter, Histogram, Registry } from 'prom-client'
+import { AggregatorRegistry, Counter, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
 import type { FailureStage, ForwardHooks } from '../proxy/failover.js'
 import type { LiveTarget } from '../proxy/router.js'
-import { registerCollectors } from './collectors.js'
+import { registerCollectors, type CollectorPart } from './collectors.js'
 import type { Snapshot } from '../registry/target-set.js'
 import type { ConnectedEvent, SessionState } from '../registry/session-view.js'
-import type { RuntimeView } from './runtime-view.js'
+import type { PathView, RuntimeView } from './runtime-view.js'
 
-export type { RuntimeView } from './runtime-view.js'
+export type { PathView, RuntimeView } from './runtime-view.js'
+
+/** One registry's metrics as `Registry.getMetricsAsJSON()` gives them (what workers send). */
+export type MetricsJson = Array<MetricObjectWithValues<MetricValue<string>>>
 
 // Status codes are folded into classes: the label set stays bounded by targets × 6.
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'other'] as const
@@ -70,9 +73,12 @@ export class ProxyMetrics {
   readonly #departed = new Map<string, number>()
   #liveNames = new Set<string>()
   #view: RuntimeView | undefined
+  #pathView: PathView | undefined
+  #others: (() => Promise<MetricsJson[]>) | undefined
   readonly #now: () => number
 
-  constructor (opts: { now?: () => number } = {}) {
+  /** `part`: which scrape-time collectors this registry gets (see CollectorPart). */
+  constructor (opts: { now?: () => number, part?: CollectorPart } = {}) {
     this.#now = opts.now ?? Date.now
     const registers = [this.registry]
     const view = (): RuntimeView | undefined => this.#view
@@ -85,15 +91,37 @@ export class ProxyMetrics {
     this.#expirations = new Counter({ name: 'zkproxy_zookeeper_session_expirations_total', help: 'ZooKeeper sessions lost (expired, or disconnected longer than the session timeout).', registers })
     this.#snapshots = new Counter({ name: 'zkproxy_target_snapshots_total', help: 'New snapshots of the targets taken from ZooKeeper watches (membership or data changed).', registers })
 
-    registerCollectors(this.registry, view)
+    registerCollectors(this.registry, { control: view, path: () => this.#view ?? this.#pathView }, opts.part)
   }
 
   get contentType (): string { return this.registry.contentType }
 
   async render (): Promise<string> {
-    this.#purgeDeparted()
-    return await this.registry.metrics()
+    return await (await this.#merged()).metrics()
   }
+
+  /**
+   * With workers: every scrape (and the dashboard's figures) merges this registry with the
+   * workers' (`others` asks them), summed by prom-client's AggregatorRegistry.
+   */
+  aggregateWith (others: () => Promise<MetricsJson[]>): void { this.#others = others }
+
+  /** This registry alone, as a worker sends it to the primary. */
+  async json (): Promise<MetricsJson> {
+    this.#purgeDeparted()
+    return await this.registry.getMetricsAsJSON()
+  }
+
+  async #merged (): Promise<Registry> {
+    this.#purgeDeparted()
+    if (this.#others === undefined) return this.registry
+    const [own, others] = await Promise.all([this.registry.getMetricsAsJSON(), this.#others()])
+    // Our own first: a metric's aggregator is taken from the first registry that has it.
+    return AggregatorRegistry.aggregate([own, ...others])
+  }
+
+  /** A worker's request path (no ZooKeeper session, counter or target set of its own). */
+  observePath (view: PathView): void { this.#pathView = view }
 
   /** Hooks for the exchange (src/proxy/exchange.ts): per-request work is a cached child's inc(). */
   readonly forwardHooks: ForwardHooks = {
@@ -143,13 +171,16 @@ export class ProxyMetrics {
       }
       return e
     }
-    for (const v of (await this.#responses.get()).values) get(String(v.labels.target)).responses[v.labels.code as StatusClass] += v.value
-    for (const v of (await this.#latency.get()).values) {
+    const registry = this.#others === undefined ? undefined : await this.#merged()
+    const values = async (m: { get: () => Promise<{ values: Array<MetricValue<string> & { metricName?: string }> }> }, name: string): Promise<Array<MetricValue<string> & { metricName?: string }>> =>
+      registry === undefined ? (await m.get()).values : ((await registry.getSingleMetric(name)?.get())?.values ?? [])
+    for (const v of await values(this.#responses, 'zkproxy_requests_total')) get(String(v.labels.target)).responses[v.labels.code as StatusClass] += v.value
+    for (const v of await values(this.#latency, 'zkproxy_request_duration_seconds')) {
       if (v.metricName === 'zkproxy_request_duration_seconds_sum') get(String(v.labels.target)).latencySumSeconds = v.value
       else if (v.metricName === 'zkproxy_request_duration_seconds_count') get(String(v.labels.target)).latencyCount = v.value
     }
-    for (const v of (await this.#failovers.get()).values) get(String(v.labels.target)).failovers += v.value
-    for (const v of (await this.#ejections.get()).values) get(String(v.labels.target)).ejections += v.value
+    for (const v of await values(this.#failovers, 'zkproxy_failovers_total')) get(String(v.labels.target)).failovers += v.value
+    for (const v of await values(this.#ejections, 'zkproxy_ejections_total')) get(String(v.labels.target)).ejections += v.value
     return out
   }
 

@@ -19,3 +19,6 @@ export interface RuntimeView {
   /** The public listener: draining after SIGTERM once `closing`; its WebSocket tunnels. */
   readonly listener: { readonly closing: boolean, readonly tunnels: { stats (): TunnelStats, perTarget (): Map<string, number> } }
 }
+
+/** The request path's part of a runtime: what a worker process has (no ZooKeeper). */
+export type PathView = Pick<RuntimeView, 'router' | 'cache' | 'listener'>

@@ -18,6 +18,8 @@ export interface AdminOptions {
   readonly logger: Logger
   readonly runtime: RuntimeView
   readonly metrics: ProxyMetrics
+  /** With --workers N: the worker processes, served as GET /workers. */
+  readonly workers?: () => unknown
   /** How often open dashboards get a fresh state besides on changes (default 500 ms). */
   readonly pushIntervalMs?: number
 }
@@ -57,6 +59,8 @@ export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
   })
   app.get('/targets', async () => targetRows(runtime))
   app.get('/routes', async () => poolRows(runtime))
+  const workers = opts.workers
+  if (workers !== undefined) app.get('/workers', async () => workers())
   app.get('/state', async () => await dashboardState(runtime, metrics, startedAt))
   app.get('/metrics', async (_request, reply) => {
     const text = await metrics.render()

@@ -54,20 +54,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   // Metrics are recorded only where the admin listener can serve them: with `--admin off` the
   // request path carries no counters, histograms or timestamps at all.
   const metrics = cfg.admin === undefined ? undefined : new ProxyMetrics()
-  // --cache-ttl 0 turns the cache off entirely (no layer on the request path).
-  const cache = cfg.cacheTtlSec > 0
-    ? new CacheStage({
-      ttlSec: cfg.cacheTtlSec,
-      defaultTtlSec: cfg.cacheDefaultTtlSec,
-      maxEntries: cfg.cacheMaxEntries,
-      maxBytes: cfg.cacheMaxBytes,
-      maxObjectBytes: cfg.cacheMaxObjectBytes,
-      staleIfErrorSec: cfg.staleIfErrorSec,
-      coalesceTimeoutMs: cfg.headersTimeoutMs,
-      logger: log,
-      ...(trustForwarded === undefined ? {} : { trustForwarded })
-    })
-    : undefined
+  const cache = createCache(cfg, log, trustForwarded)
   // Clear the cache when the content revision changes to a different value (not on the
   // first read, and not when a restarting replica writes the same revision again).
   const revisionWatch = watchRevision(session, cfg.cacheAgePath, log, (revision, previous) => {
@@ -131,7 +118,23 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   return { url, id, server, session, router, counter, targets, cache, metrics, admin, stop: async () => { stopping ??= stop(); await stopping } }
 }
 
-async function listen (server: ProxyServer, cfg: ProxyConfig): Promise<string> {
+/** The cache stage the flags ask for; undefined with --cache-ttl 0 (no layer on the request path). */
+export function createCache (cfg: ProxyConfig, log: Logger, trustForwarded: ((address: string) => boolean) | undefined): CacheStage | undefined {
+  if (cfg.cacheTtlSec === 0) return undefined
+  return new CacheStage({
+    ttlSec: cfg.cacheTtlSec,
+    defaultTtlSec: cfg.cacheDefaultTtlSec,
+    maxEntries: cfg.cacheMaxEntries,
+    maxBytes: cfg.cacheMaxBytes,
+    maxObjectBytes: cfg.cacheMaxObjectBytes,
+    staleIfErrorSec: cfg.staleIfErrorSec,
+    coalesceTimeoutMs: cfg.headersTimeoutMs,
+    logger: log,
+    ...(trustForwarded === undefined ? {} : { trustForwarded })
+  })
+}
+
+export async function listen (server: ProxyServer, cfg: ProxyConfig): Promise<string> {
   try {
     return await server.listen(cfg.listen.host, cfg.listen.port)
   } catch (err) {
@@ -139,7 +142,7 @@ async function listen (server: ProxyServer, cfg: ProxyConfig): Promise<string> {
   }
 }
 
-function advertise (url: string): string {
+export function advertise (url: string): string {
   const u = new URL(url)
   if (u.hostname === '0.0.0.0' || u.hostname === '[::]') u.hostname = hostname()
   return u.origin
