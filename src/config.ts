@@ -188,6 +188,13 @@ export interface ProxyConfig extends CommonConfig {
   readonly upstreamHost: UpstreamHost
   readonly tunnelIdleTimeoutMs: number
   readonly maxTunnels: number
+  readonly requestBufferBytes: number
+  readonly responseBufferBytes: number
+  readonly sendTimeoutMs: number
+  readonly upstreamConnections: number
+  readonly upstreamQueue: number
+  readonly upstreamQueueTimeoutMs: number
+  readonly maxRequestsPerClient: number
   /** --allow-targets entries (see src/registry/address-policy.ts). */
   readonly allowTargets: readonly string[]
   /** --trust-proxy CIDRs: peers whose X-Forwarded-Proto/-Host are kept. */
@@ -283,7 +290,14 @@ export const commandOptions = {
       return v
     }, 'client' as UpstreamHost))
     .addOption(opt('--tunnel-idle-timeout-ms <ms>', 'a WebSocket tunnel with no byte either way for this long is closed', parseWholeNumber(1, 86_400_000), 300_000))
-    .addOption(opt('--max-tunnels <n>', 'open WebSocket tunnels at most (503 beyond)', parseWholeNumber(0), 10_000)),
+    .addOption(opt('--max-tunnels <n>', 'open WebSocket tunnels at most (503 beyond)', parseWholeNumber(0), 10_000))
+    .addOption(opt('--request-buffer-bytes <bytes>', 'request bodies up to this size (also chunked ones) are read whole before a target is chosen (default: --retry-body-limit)', parseBytes))
+    .addOption(opt('--response-buffer-bytes <bytes>', 'response bytes held for a slow client before the target is paused', parseBytes, 1024 * 1024, '1MiB'))
+    .addOption(opt('--send-timeout-ms <ms>', 'a client that takes no response byte for this long is cut (nginx send_timeout)', parseWholeNumber(1, 3_600_000), 60_000))
+    .addOption(opt('--upstream-connections <n>', 'connections per target at most', parseWholeNumber(1, 65_535), 256))
+    .addOption(opt('--upstream-queue <n>', 'requests waiting for a connection to one target at most (503 beyond)', parseWholeNumber(0), 1024))
+    .addOption(opt('--upstream-queue-timeout-ms <ms>', 'longest wait for a connection to a target (504 after)', parseWholeNumber(1, 600_000), 10_000))
+    .addOption(opt('--max-requests-per-client <n>', 'concurrent requests per client address (429 beyond; 0 = unlimited)', parseWholeNumber(0), 256)),
   replica: (cmd: Command) => commonOptions(cmd)
     .addOption(opt('--port <port>', 'port to serve on (0: any free port)', parseWholeNumber(0, 65535)).makeOptionMandatory())
     .addOption(opt('--host <host>', 'address to serve on (and to register)', (v) => v.trim(), '127.0.0.1'))
@@ -390,6 +404,13 @@ export function proxyConfig (raw: Raw): ProxyConfig {
     upstreamHost: raw['upstreamHost'] as UpstreamHost,
     tunnelIdleTimeoutMs: raw['tunnelIdleTimeoutMs'] as number,
     maxTunnels: raw['maxTunnels'] as number,
+    requestBufferBytes: (raw['requestBufferBytes'] ?? raw['retryBodyLimit']) as number,
+    responseBufferBytes: raw['responseBufferBytes'] as number,
+    sendTimeoutMs: raw['sendTimeoutMs'] as number,
+    upstreamConnections: raw['upstreamConnections'] as number,
+    upstreamQueue: raw['upstreamQueue'] as number,
+    upstreamQueueTimeoutMs: raw['upstreamQueueTimeoutMs'] as number,
+    maxRequestsPerClient: raw['maxRequestsPerClient'] as number,
     allowTargets: raw['allowTargets'] as string[],
     trustProxy: (raw['trustProxy'] as string[] | undefined) ?? [],
     tls: tlsFrom(raw),

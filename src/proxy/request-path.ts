@@ -16,8 +16,10 @@ import type { ForwardHooks } from './failover.js'
 import type { CacheStage } from './cache-stage.js'
 import { checkRequest, normalizeRequestTarget } from './request-guard.js'
 import { Connection, type RequestLife } from './connection.js'
-import { planBody, readBody, streamBody, type BodyLimits } from './request-body.js'
-import { Exchange, type ExchangeContext, type RequestBody, type ResponseRecorder } from './exchange.js'
+import { gatherBody, planBody, readBody, streamBody, type BodyLimits } from './request-body.js'
+import { Exchange, type ExchangeContext, type ExchangeLimits, type RequestBody, type ResponseRecorder } from './exchange.js'
+import { UpstreamSlots } from './upstream-slots.js'
+import { ClientLimit } from './client-limit.js'
 import { upstreamHeaderList, upstreamTarget } from './headers.js'
 import { noTargetsMessage, writeProblem } from './answers.js'
 import { isWebSocketUpgrade, responseOn, type Tunnels } from './tunnel.js'
@@ -26,6 +28,16 @@ import { isWebSocketUpgrade, responseOn, type Tunnels } from './tunnel.js'
 const FORWARDED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
 const ALLOW = ['allow', [...FORWARDED_METHODS].join(', ')]
 const CLOSE = ['connection', 'close']
+const RETRY_SOON = ['retry-after', '1']
+/**
+ * `OPTIONS *` (RFC 9110 §9.3.7) asks about the server, not a resource. undici refuses to send the
+ * asterisk-form, and which target would answer for "the server" is ours to say: the proxy
+ * answers it itself, with the methods it forwards.
+ */
+const ASTERISK_ANSWER = ['allow', ALLOW[1]!, 'content-length', '0']
+
+/** The limits of the request path (src/config.ts documents each flag). */
+export type PathLimits = BodyLimits & ExchangeLimits & { readonly maxRequestsPerClient: number }
 
 export interface RequestPathOptions {
   readonly router: Router
@@ -33,7 +45,7 @@ export interface RequestPathOptions {
   readonly attempts: number
   readonly proto: 'http' | 'https'
   readonly logger: Logger
-  readonly limits: BodyLimits
+  readonly limits: PathLimits
   readonly hooks?: ForwardHooks | undefined
   readonly cache?: CacheStage | undefined
   /** One log line per request, written when it ends. */
@@ -47,6 +59,10 @@ export interface RequestPathOptions {
 }
 
 export interface RequestPath {
+  /** Requests counted per client address (--max-requests-per-client). */
+  readonly clients: ClientLimit
+  /** Requests in undici's hands per target origin. */
+  readonly slots: UpstreamSlots
   /** node:http's 'request' event. */
   readonly request: (req: IncomingMessage, res: ServerResponse) => void
   /** node:http's 'upgrade' event: WebSockets are tunnelled, other upgrades answered as plain requests. */
@@ -56,7 +72,9 @@ export interface RequestPath {
 export function createRequestPath (opts: RequestPathOptions): RequestPath {
   const { router, proto, hooks, cache, limits, closing } = opts
   const log = opts.logger
-  const ctx: ExchangeContext = { router, dispatcher: opts.dispatcher, attempts: opts.attempts, log, hooks }
+  const slots = new UpstreamSlots()
+  const clients = new ClientLimit(limits.maxRequestsPerClient)
+  const ctx: ExchangeContext = { router, dispatcher: opts.dispatcher, attempts: opts.attempts, log, hooks, limits, slots }
   const trust = hooks?.trustForwarded
   const timed = hooks?.onComplete !== undefined || opts.accessLog === true
 
@@ -82,6 +100,16 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
       return
     }
     const url = normalizeRequestTarget(req.url ?? '/')
+    if (url === '*') {
+      if (method === 'OPTIONS') res.writeHead(200, ASTERISK_ANSWER).end()
+      else writeProblem(req, res, 'ZKPROXY_ERR_PROXY_BAD_REQUEST', 'the asterisk-form request-target is only for OPTIONS (RFC 9112 §3.2.4)')
+      return
+    }
+    // One address may not take what everyone shares: its requests in the proxy are capped.
+    if (!clients.enter(client)) {
+      writeProblem(req, res, 'ZKPROXY_ERR_PROXY_TOO_MANY_REQUESTS', `more than ${limits.maxRequestsPerClient} requests at once from one address`, undefined, RETRY_SOON)
+      return
+    }
     let forwardedTo: Exchange | undefined
 
     // ---- balance and exchange (the cache stage's next stage) ----
@@ -117,6 +145,7 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
       switch (plan.kind) {
         case 'none': send(life, recorder, undefined); return
         case 'stream': send(life, recorder, streamBody(req, limits)); return
+        case 'gather': gatherBody(req, limits, (body) => { if (body !== undefined) send(life, recorder, body) }); return
         case 'too-large': writeProblem(req, res, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE', `limit is ${limits.bodyLimitBytes} bytes`); return
         case 'buffer':
           // Read whole before a target is chosen: a slow upload holds no upstream connection.
@@ -130,6 +159,7 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
       if (cache === undefined) forward(life, undefined)
       else cache.handle(req, res, (recorder) => { forward(life, recorder) })
     })
+    life.onEnd(() => { clients.leave(client) })
     if (opts.accessLog === true) life.onEnd((gone) => { logRequest(log, req, res, client, startedAt, gone, forwardedTo?.target?.name) })
   }
 
@@ -169,7 +199,7 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
     }
   }
 
-  return { request, upgrade }
+  return { request, upgrade, clients, slots }
 }
 
 function logRequest (log: Logger, req: IncomingMessage, res: ServerResponse, client: string, startedAt: number, gone: boolean, target: string | undefined): void {

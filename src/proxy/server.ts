@@ -11,13 +11,14 @@ import type { ProxyConfig } from '../config.js'
 import type { Router } from './router.js'
 import type { ForwardHooks } from './failover.js'
 import type { CacheStage } from './cache-stage.js'
-import { createRequestPath } from './request-path.js'
+import { createRequestPath, type RequestPath } from './request-path.js'
 import { Tunnels } from './tunnel.js'
 
 /** The proxy's limits, taken from its config (src/config.ts documents each flag). */
 export type ProxyLimits = Pick<ProxyConfig, 'attempts' | 'retryBodyLimitBytes' | 'bodyLimitBytes' | 'connectTimeoutMs' |
 'headersTimeoutMs' | 'bodyTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxHeaderBytes' | 'maxConnections' |
-'upstreamHost' | 'tunnelIdleTimeoutMs' | 'maxTunnels'>
+'upstreamHost' | 'tunnelIdleTimeoutMs' | 'maxTunnels' | 'requestBufferBytes' | 'responseBufferBytes' | 'sendTimeoutMs' |
+'upstreamConnections' | 'upstreamQueue' | 'upstreamQueueTimeoutMs' | 'maxRequestsPerClient'>
 
 export interface ProxyServerOptions {
   readonly router: Router
@@ -45,6 +46,8 @@ export interface ProxyServer {
   /** True once close() was called. */
   readonly closing: boolean
   readonly tunnels: Tunnels
+  /** The request path's own counts: requests per client address, requests per target origin in undici. */
+  readonly path: RequestPath
 }
 
 /** How often idle keep-alive connections are closed while draining. */
@@ -67,7 +70,8 @@ export function createProxyServer (opts: ProxyServerOptions): ProxyServer {
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.requestTimeoutMs / 4)))
   }
   const agent = new Agent({
-    connections: 256,
+    // Bounded per target; the wait for one is bounded by the exchange (upstream-slots.ts).
+    connections: limits.upstreamConnections,
     pipelining: 1,
     keepAliveTimeout: 4000,
     connect: { timeout: limits.connectTimeoutMs, ...(opts.upstreamCa === undefined ? {} : { ca: opts.upstreamCa }) },
@@ -154,6 +158,7 @@ export function createProxyServer (opts: ProxyServerOptions): ProxyServer {
     listen,
     close,
     tunnels,
+    path,
     get closing () { return closing }
   }
 }
