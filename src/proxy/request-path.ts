@@ -80,8 +80,15 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const startedAt = timed ? performance.now() : 0
-    // Taken now: a client that resets right after sending has no address any more later.
+    // Read when the connection was accepted (server.ts), and cached by the socket since: a
+    // client that resets right after sending has no peer address any more by now.
     const client = req.socket.remoteAddress ?? ''
+    if (client === '') {
+      // Reset before even its address could be read: gone, and nothing may reach a target with
+      // an X-Forwarded-For that names nobody.
+      req.socket.destroy()
+      return
+    }
 
     // ---- guard ----
     const bad = checkRequest(req)
@@ -129,7 +136,7 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
         method,
         pool,
         pathFor: (t) => upstreamTarget(pool.upstreamPath(t, url)),
-        headers: upstreamHeaderList(req.headers, client || 'unknown', proto, trust?.(client) === true, opts.passHost),
+        headers: upstreamHeaderList(req.headers, client, proto, trust?.(client) === true, opts.passHost),
         body,
         recorder,
         startedAt
@@ -188,7 +195,8 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
       if (bad !== undefined) { writeProblem(req, res(), bad.code, bad.message, undefined, CLOSE); return }
       if (closing()) { writeProblem(req, res(), 'ZKPROXY_ERR_PROXY_SHUTTING_DOWN', undefined, undefined, CLOSE); return }
       const client = req.socket.remoteAddress ?? ''
-      const headers = upstreamHeaderList(req.headers, client || 'unknown', proto, trust?.(client) === true, opts.passHost)
+      if (client === '') { socket.destroy(); return }
+      const headers = upstreamHeaderList(req.headers, client, proto, trust?.(client) === true, opts.passHost)
       const url = normalizeRequestTarget(req.url ?? '/')
       const pool = router.pool(req.headers.host, url)
       if (pool === undefined) { writeProblem(req, res(), 'ZKPROXY_ERR_PROXY_NO_ROUTE', `no route for ${req.headers.host ?? '(no Host)'}`, undefined, CLOSE); return }

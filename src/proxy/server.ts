@@ -5,6 +5,7 @@
 // "Performance" has the measurement).
 import { createServer, type Server } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
+import type { Socket } from 'node:net'
 import { Agent } from 'undici'
 import type { Logger } from 'pino'
 import type { ProxyConfig } from '../config.js'
@@ -106,6 +107,9 @@ export function createProxyServer (opts: ProxyServerOptions): ProxyServer {
     ? createServer(serverOptions, path.request)
     : createTlsServer({ ...serverOptions, key: tls.key, cert: tls.cert }, path.request)
   server.on('upgrade', path.upgrade)
+  // The client's address is read once, as the connection is accepted: net.Socket caches it, so
+  // it is still there for a request whose client reset right after sending it (X-Forwarded-For).
+  server.on(tls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => { void socket.remoteAddress })
   if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections
 
   const listen = async (host: string, port: number): Promise<string> => {
