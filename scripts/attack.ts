@@ -118,7 +118,7 @@ async function ownProxy (): Promise<Proxy> {
   await session.create(`${targetsPath}/t`, Buffer.from(JSON.stringify({ url: targetUrl, requests: 0 })), CreateMode.EPHEMERAL)
   const [port, admin] = await freePorts(2) as [number, number]
   const started = await startCli(['proxy', '--zk', connect, '--targets-path', targetsPath, '--listen', `127.0.0.1:${port}`,
-    '--admin', `127.0.0.1:${admin}`, '--cache-ttl', '0', '--log-level', 'warn', ...positionals], 'proxy listening')
+    '--admin', `127.0.0.1:${admin}`, '--cache-ttl', '0', ...positionals], 'proxy listening')
     .catch(async (err: unknown) => { await cleanup(); throw err })
   const proc: TrackedProcess = started.proc
   cleanups.push(async () => {
