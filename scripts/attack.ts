@@ -9,11 +9,10 @@
 //
 // Without --url it starts everything itself and stops it by PID at the end, also on failure or
 // Ctrl-C: a ZooKeeper from the local installation (or uses --zk), one target (node:http in this
-// process: /big 50 MB uncacheable, /slow 1 s, /upload, /probe) and the built proxy as a child
+// worker thread: /big 50 MB uncacheable, /slow 1 s, /upload, /probe) and the built proxy as a child
 // process. With --url it attacks a running proxy (its RSS is read from /proc/--pid when given).
 // Loopback only; every attack is bounded in clients and time.
-import { createServer, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { Worker } from 'node:worker_threads'
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -59,12 +58,18 @@ const seconds = bounded('seconds', args.seconds, 1, 120)
 const scale = bounded('scale', args.scale, 0.01, 1)
 const count = (n: number): number => Math.max(1, Math.round(n * scale))
 
-/** A body of `total` bytes in 64 KiB chunks, only as fast as the socket takes them. */
-function stream (res: ServerResponse, total: number): void {
-  const chunk = Buffer.alloc(64 * 1024, 'x')
+/**
+ * The target, in a worker thread: its own event loop, so that pumping 50 MB answers never
+ * delays the well-behaved client's probes, which run on this thread. Plain JavaScript (eval'd).
+ */
+const TARGET_SOURCE = `
+const { createServer } = require('node:http')
+const { parentPort } = require('node:worker_threads')
+const chunk = Buffer.alloc(64 * 1024, 'x')
+function stream (res, total) {
   res.setHeader('content-length', String(total))
   let sent = 0
-  const pump = (): void => {
+  const pump = () => {
     while (sent < total) {
       sent += chunk.length
       if (!res.write(chunk)) { res.once('drain', pump); return }
@@ -72,6 +77,37 @@ function stream (res: ServerResponse, total: number): void {
     res.end()
   }
   pump()
+}
+const server = createServer((req, res) => {
+  req.resume()
+  req.on('end', () => {
+    const path = (req.url || '/').split('?')[0]
+    res.setHeader('cache-control', 'no-store')
+    if (path === '/big') stream(res, 50 * 1000 * 1000)
+    else if (path === '/slow') setTimeout(() => { res.end('slow') }, 1000)
+    else res.end('ok')
+  })
+})
+server.listen(0, '127.0.0.1', () => { parentPort.postMessage(server.address().port) })
+parentPort.on('message', () => { server.closeAllConnections(); server.close(() => { parentPort.close() }) })
+`
+
+async function startTarget (): Promise<{ url: string, stop: () => Promise<void> }> {
+  const worker = new Worker(TARGET_SOURCE, { eval: true })
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', reject)
+  })
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      const exited = new Promise<void>(resolve => worker.once('exit', () => { resolve() }))
+      worker.postMessage('stop')
+      const killer = setTimeout(() => { void worker.terminate() }, 2000)
+      await exited
+      clearTimeout(killer)
+    }
+  }
 }
 
 interface Proxy { url: string, rssMiB: () => number | undefined, inFlight: () => Promise<number | undefined> }
@@ -98,19 +134,9 @@ async function ownProxy (): Promise<Proxy> {
     cleanups.push(async () => { await started.stop() })
     connect = zk.connectString
   }
-  const target = createServer((req, res) => {
-    req.resume()
-    req.on('end', () => {
-      const path = (req.url ?? '/').split('?')[0]
-      res.setHeader('cache-control', 'no-store')
-      if (path === '/big') stream(res, 50 * 1000 * 1000)
-      else if (path === '/slow') setTimeout(() => { res.end('slow') }, 1000)
-      else res.end('ok')
-    })
-  })
-  await new Promise<void>(resolve => target.listen(0, '127.0.0.1', resolve))
-  cleanups.push(async () => { target.closeAllConnections(); await new Promise<void>(resolve => target.close(() => { resolve() })) })
-  const targetUrl = `http://127.0.0.1:${(target.address() as AddressInfo).port}`
+  const target = await startTarget()
+  cleanups.push(target.stop)
+  const targetUrl = target.url
   const targetsPath = `/attack-${process.pid}`
   const session = await connectSession(connect)
   cleanups.push(async () => { await closeAllSessions() })
