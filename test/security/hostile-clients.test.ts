@@ -221,6 +221,23 @@ describe('bounded buffers and queues', () => {
     expect(s.backend.hits('/wait')).toBe(0)
   })
 
+  it('past --max-requests-per-client an address gets 429 with a clear body; another address is served', async () => {
+    const s = await setup(['--max-requests-per-client', '1'])
+    s.backend.handler = (_req, res) => { setTimeout(() => { res.end('late') }, ms(1000)) }
+    const held = request(`${s.proxy.url}/hold`)
+    await until(() => s.proxy.server.path.clients.active('127.0.0.1') === 1, { message: 'one request in' })
+    const refused = await request(`${s.proxy.url}/more`, { reset: true })
+    expect(refused.statusCode).toBe(429)
+    expect(refused.headers['retry-after']).toBe('1')
+    expect(await refused.body.json()).toMatchObject({ error: 'too_many_requests', code: 'ZKPROXY_ERR_PROXY_TOO_MANY_REQUESTS' })
+    const other = await rawRequest(s.target.port, 'GET /other HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', ATTACKER_ADDRESS)
+    expect(other).toMatch(/^HTTP\/1\.1 200/)
+    const first = await held
+    expect(first.statusCode).toBe(200)
+    await first.body.dump()
+    await until(() => JSON.stringify(counts(s.proxy)) === JSON.stringify(NOTHING), { message: 'nothing counted' })
+  })
+
   it('a chunked body within --request-buffer-bytes reaches the target whole, with its length and no added Content-Type', async () => {
     const s = await setup([])
     const answer = await rawRequest(s.target.port, 'POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n')
@@ -286,9 +303,9 @@ describe('request shapes', () => {
 })
 
 /** One request on its own connection; resolves with everything the proxy sent back. */
-async function rawRequest (port: number, text: string): Promise<string> {
+async function rawRequest (port: number, text: string, localAddress = '127.0.0.1'): Promise<string> {
   return await new Promise<string>((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1')
+    const sock = connect({ port, host: '127.0.0.1', localAddress })
     let out = ''
     sock.on('data', (c: Buffer) => { out += c.toString('latin1') })
     sock.on('error', reject)
