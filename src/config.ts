@@ -297,7 +297,7 @@ export const commandOptions = {
     .addOption(opt('--upstream-connections <n>', 'connections per target at most', parseWholeNumber(1, 65_535), 256))
     .addOption(opt('--upstream-queue <n>', 'requests waiting for a connection to one target at most (503 beyond)', parseWholeNumber(0), 1024))
     .addOption(opt('--upstream-queue-timeout-ms <ms>', 'longest wait for a connection to a target (504 after)', parseWholeNumber(1, 600_000), 10_000))
-    .addOption(opt('--max-requests-per-client <n>', 'concurrent requests per client address, pipelined ones included (429 beyond; 0 = unlimited); keep it well below --upstream-connections', parseWholeNumber(0), 64)),
+    .addOption(opt('--max-requests-per-client <n>', 'concurrent requests per client address, pipelined ones included (429 beyond; 0 = unlimited); keep it below --upstream-connections', parseWholeNumber(0), 128)),
   replica: (cmd: Command) => commonOptions(cmd)
     .addOption(opt('--port <port>', 'port to serve on (0: any free port)', parseWholeNumber(0, 65535)).makeOptionMandatory())
     .addOption(opt('--host <host>', 'address to serve on (and to register)', (v) => v.trim(), '127.0.0.1'))
