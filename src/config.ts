@@ -130,6 +130,13 @@ const proxyFlags = {
   upstreamHost: flag('--upstream-host <client|target>', 'the Host targets get: the client\'s, or the target\'s own host:port', oneOf(['client', 'target'] as const), { default: 'client' }),
   tunnelIdleTimeoutMs: flag('--tunnel-idle-timeout-ms <ms>', 'a WebSocket tunnel with no byte either way for this long is closed', millis(1, 86_400_000), { default: 300_000 }),
   maxTunnels: flag('--max-tunnels <n>', 'open WebSocket tunnels at most (503 too_many_tunnels beyond)', count(0), { default: 10_000 }),
+  requestBufferBytes: flag('--request-buffer-bytes <bytes>', 'request bodies up to this size (chunked ones too) are read whole before a target is chosen (default: --retry-body-limit)', bytes),
+  responseBufferBytes: flag('--response-buffer-bytes <bytes>', 'response bytes held for a slow client before the target is paused', bytes, { default: 1024 * 1024, defaultText: '1MiB' }),
+  sendTimeoutMs: flag('--send-timeout-ms <ms>', 'a client that takes no response byte for this long is cut (nginx send_timeout)', millis(1, 3_600_000), { default: 60_000 }),
+  upstreamConnections: flag('--upstream-connections <n>', 'connections per target at most', count(1, 65_535), { default: 256 }),
+  upstreamQueue: flag('--upstream-queue <n>', 'requests waiting for a connection to one target at most (503 beyond)', count(0), { default: 1024 }),
+  upstreamQueueTimeoutMs: flag('--upstream-queue-timeout-ms <ms>', 'longest wait for a connection to a target (504 after)', millis(1, 600_000), { default: 10_000 }),
+  maxRequestsPerClient: flag('--max-requests-per-client <n>', 'concurrent requests per client address, pipelined ones included (429 beyond; 0 = unlimited); keep it below --upstream-connections', count(0), { default: 128 }),
   workers: flag('--workers <n|auto>', 'processes serving --listen ("auto": one per available core; 1: this process alone)', workerCount, { default: 1 })
 }
 
@@ -138,8 +145,9 @@ const proxy = defineCommand({
   summary: 'run a proxy routing to the least-used live target in ZooKeeper',
   flags: proxyFlags,
   build: (v) => {
-    const { tlsCert, tlsKey, ...rest } = v
-    return { ...common(rest, 'proxies'), tls: tlsFiles(tlsCert, tlsKey) }
+    const { tlsCert, tlsKey, requestBufferBytes, ...rest } = v
+    // --request-buffer-bytes follows --retry-body-limit unless given: a buffered body is a replayable one.
+    return { ...common(rest, 'proxies'), tls: tlsFiles(tlsCert, tlsKey), requestBufferBytes: requestBufferBytes ?? rest.retryBodyLimitBytes }
   }
 })
 

@@ -28,6 +28,8 @@ class Entry implements RequestLife {
   started = false
   ended = false
   #listeners: EndListener[] | undefined
+  /** How it ended; true also for a request that came in on a socket already closed. */
+  #gone = true
 
   constructor (safe: boolean, start: (life: RequestLife) => void) {
     this.safe = safe
@@ -40,11 +42,14 @@ class Entry implements RequestLife {
   }
 
   onEnd (fn: EndListener): void {
-    if (this.ended) return
+    // Already over (its socket closed before it came in): the listener still runs, once, so
+    // that whatever was taken for the request is given back.
+    if (this.ended) { fn(this.#gone); return }
     ;(this.#listeners ??= []).push(fn)
   }
 
   finish (gone: boolean): void {
+    this.#gone = gone
     const listeners = this.#listeners
     this.#listeners = undefined
     if (listeners !== undefined) for (const fn of listeners) fn(gone)

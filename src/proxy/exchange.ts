@@ -8,8 +8,15 @@
 // decides when that is allowed), be answered from a stale copy (the recorder), or get an
 // honest 502/504. Once a byte went out, a failure cuts the client's connection: a truncated
 // response, never a complete-looking one. Backpressure runs both ways: undici pauses reading
-// from the target while the client's socket is full (controller.pause / resume), and a
-// streamed request body is read only as fast as the target takes it.
+// from the target once --response-buffer-bytes are waiting for a slow client (controller.pause /
+// resume), and a streamed request body is read only as fast as the target takes it.
+//
+// Buffering where it protects: up to --response-buffer-bytes of a response wait in memory for a
+// slow client while the target goes on sending, so a response that fits is read whole at the
+// target's pace and its upstream connection is free again at once; the target counts the
+// request as ended then too. A larger response holds its connection until the client caught up.
+// A client that takes no byte for --send-timeout-ms is cut (send-timeout.ts). The connection
+// to a target is bounded (upstream-slots.ts): 503 past the queue, 504 after the queue's deadline.
 //
 // The exchange never decides when the request is over: the connection does (connection.ts),
 // calling `end()` exactly once when the response finished or the client went away.
@@ -21,6 +28,8 @@ import { downstreamFields, type ResponseHeaders } from './headers.js'
 import { writeProblem } from './answers.js'
 import { LARGE_BODY_BYTES, noteStreamed } from './spent-buffers.js'
 import { attemptFailed, exhaustedMessage, type AttemptLog, type FailureContext } from './failover.js'
+import { SendTimeout } from './send-timeout.js'
+import type { UpstreamSlots } from './upstream-slots.js'
 
 /**
  * What a stage before the exchange (the cache) does with the response. Called in this order:
@@ -43,8 +52,19 @@ export interface ResponseRecorder {
 /** A request body: none, read completely (replayable on failover), or streamed (not replayable). */
 export type RequestBody = Buffer | Readable | undefined
 
+/** The flags of the exchange (src/config.ts documents each). */
+export interface ExchangeLimits {
+  readonly responseBufferBytes: number
+  readonly sendTimeoutMs: number
+  readonly upstreamConnections: number
+  readonly upstreamQueue: number
+  readonly upstreamQueueTimeoutMs: number
+}
+
 export interface ExchangeContext extends FailureContext {
   readonly dispatcher: Dispatcher
+  readonly limits: ExchangeLimits
+  readonly slots: UpstreamSlots
 }
 
 export interface ExchangeInit {
@@ -58,6 +78,14 @@ export interface ExchangeInit {
   readonly recorder: ResponseRecorder | undefined
   /** performance.now() when the request arrived, or 0 when nobody times requests. */
   readonly startedAt: number
+}
+
+class QueueTimeout extends Error {
+  readonly code = 'ZKPROXY_ERR_PROXY_UPSTREAM_QUEUE_TIMEOUT'
+  constructor () {
+    super('no connection to the target became free in time')
+    this.name = 'QueueTimeout'
+  }
 }
 
 class AbortedByClient extends Error {
@@ -80,7 +108,10 @@ export class Exchange {
   /** The status passed to the client (0: none yet). */
   #status = 0
   #ended = false
+  /** The target of the current attempt has finished its response (and no longer counts it). */
+  #released = false
   #last: LiveTarget | undefined
+  #send: SendTimeout | undefined
 
   constructor (ctx: ExchangeContext, req: IncomingMessage, res: ServerResponse, init: ExchangeInit) {
     this.#ctx = ctx
@@ -93,14 +124,32 @@ export class Exchange {
   /** The target of the last attempt (for the access log), once there is one. */
   get target (): LiveTarget | undefined { return this.#last }
 
-  start (t: LiveTarget): void {
+  start (first: LiveTarget): void {
     if (this.#ended) return
+    const { limits, slots } = this.#ctx
+    const full = (x: LiveTarget): boolean => slots.held(x.origin) >= limits.upstreamConnections + limits.upstreamQueue
+    let t = first
+    if (full(t)) {
+      // Another target of the pool with room, else a clear answer now rather than a wait without end.
+      const other = this.#init.pool.next(new Set([...(this.#tries.tried ?? []), t.name]))
+      if (other === undefined || full(other)) {
+        if (this.#init.recorder?.failed(503) !== true) {
+          writeProblem(this.#req, this.#res, 'ZKPROXY_ERR_PROXY_UPSTREAM_BUSY', `target ${t.name} has ${limits.upstreamConnections} connections busy and ${limits.upstreamQueue} requests waiting`)
+        }
+        return
+      }
+      t = other
+    }
     this.#tries.n++
     this.#ctx.router.begin(t)
     const attempt = new Attempt(this, t)
     this.#current = attempt
+    this.#released = false
     this.#last = t
     const init = this.#init
+    // Every connection to it is busy: this one waits in undici's queue, with a deadline.
+    if (slots.held(t.origin) >= limits.upstreamConnections) attempt.deadline(limits.upstreamQueueTimeoutMs)
+    slots.take(t.origin)
     this.#ctx.dispatcher.dispatch({
       origin: t.origin,
       path: init.pathFor(t),
@@ -117,10 +166,11 @@ export class Exchange {
   end (gone: boolean): void {
     if (this.#ended) return
     this.#ended = true
+    this.#send?.stop()
     const a = this.#current
     if (a === undefined) return
     this.#current = undefined
-    this.#ctx.router.end(a.target)
+    if (!this.#released) this.#ctx.router.end(a.target)
     if (gone || !this.#res.writableFinished) a.abort(new AbortedByClient())
     const status = this.#status
     if (status !== 0) this.#ctx.hooks?.onComplete?.(a.target, status, this.#init.startedAt === 0 ? 0 : performance.now() - this.#init.startedAt)
@@ -129,6 +179,24 @@ export class Exchange {
   // ---- called by the current attempt ----
 
   isCurrent (a: Attempt): boolean { return this.#current === a }
+
+  /** The attempt waited too long for a connection: 504, no failover (the pool is as busy). */
+  queueTimedOut (a: Attempt): void {
+    if (this.#current !== a) return
+    this.#current = undefined
+    this.#ctx.router.end(a.target)
+    // Not the target's fault: no ejection. undici still holds the request in its queue; it is
+    // aborted the moment a connection takes it, before a byte is sent.
+    a.abort(new QueueTimeout())
+    if (this.#init.recorder?.failed(504) === true) return
+    writeProblem(this.#req, this.#res, 'ZKPROXY_ERR_PROXY_UPSTREAM_QUEUE_TIMEOUT',
+      `no connection to target ${a.target.name} became free within ${this.#ctx.limits.upstreamQueueTimeoutMs} ms`)
+  }
+
+  /** undici is done with an attempt (answered, failed or aborted): its place is free. */
+  settled (a: Attempt): void {
+    this.#ctx.slots.give(a.target.origin)
+  }
 
   /** The final head arrived: ask the recorder, then hold it until the first body byte. */
   onHead (a: Attempt, status: number, headers: ResponseHeaders): string[] | undefined {
@@ -155,9 +223,22 @@ export class Exchange {
   /** A body chunk; false when the client's socket is full (the attempt pauses until 'drain'). */
   write (chunk: Buffer, resume: () => void): boolean {
     this.#init.recorder?.data(chunk)
-    if (this.#res.write(chunk)) return true
-    this.#res.once('drain', resume)
+    const res = this.#res
+    const send = this.#send ??= new SendTimeout(this.#ctx.limits.sendTimeoutMs, this.#cutSlowClient)
+    send.writing()
+    if (res.write(chunk, send.written)) return true
+    // A slow client: up to --response-buffer-bytes wait here while the target goes on sending
+    // (its connection is free sooner); past that the target is paused until the client caught up.
+    if (res.writableLength <= this.#ctx.limits.responseBufferBytes) return true
+    res.once('drain', resume)
     return false
+  }
+
+  readonly #cutSlowClient = (): void => {
+    this.#ctx.log.debug({ target: this.#last?.name, sendTimeoutMs: this.#ctx.limits.sendTimeoutMs }, 'client took no response byte in time: cut')
+    // The socket, not the response: a response queued behind a pipelined one has none yet. The
+    // connection's close ends every request on it.
+    this.#req.socket.destroy()
   }
 
   /** Sends the written head at once (Node holds it back until the first body byte otherwise). */
@@ -166,6 +247,13 @@ export class Exchange {
   }
 
   finish (): void {
+    // The target has sent everything: it no longer counts this request, even while a slow
+    // client is still reading the buffered end of it.
+    const a = this.#current
+    if (a !== undefined && !this.#released) {
+      this.#released = true
+      this.#ctx.router.end(a.target)
+    }
     this.#res.end()
     // After the last byte was handed on: storing never holds up the response.
     this.#init.recorder?.end()
@@ -236,6 +324,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   /** The recorder answered the client itself: the upstream body is read and dropped. */
   #dropping = false
   #bytes = 0
+  #queueTimer: NodeJS.Timeout | undefined
+  #settled = false
   readonly #resume = (): void => { this.#controller?.resume() }
 
   constructor (exchange: Exchange, target: LiveTarget) {
@@ -244,11 +334,26 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   abort (err: Error): void {
+    clearTimeout(this.#queueTimer)
     if (this.#controller === undefined) this.#abortWith = err
     else this.#controller.abort(err)
   }
 
+  /** Gives up waiting for a connection after `ms`. */
+  deadline (ms: number): void {
+    this.#queueTimer = setTimeout(() => { this.#exchange.queueTimedOut(this) }, ms)
+  }
+
+  #settle (): void {
+    clearTimeout(this.#queueTimer)
+    if (this.#settled) return
+    this.#settled = true
+    this.#exchange.settled(this)
+  }
+
   onRequestStart (controller: Dispatcher.DispatchController): void {
+    // A connection took it: no longer waiting in the queue.
+    clearTimeout(this.#queueTimer)
     this.#controller = controller
     if (this.#abortWith !== undefined) controller.abort(this.#abortWith)
   }
@@ -285,12 +390,14 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd (): void {
+    this.#settle()
     if (this.#dropping || !this.#exchange.isCurrent(this)) return
     if (!this.#flushHead()) return
     this.#exchange.finish()
   }
 
   onResponseError (_controller: Dispatcher.DispatchController, err: Error): void {
+    this.#settle()
     // Given up already (the client left, or a later attempt runs), or the recorder answered.
     if (this.#dropping || !this.#exchange.isCurrent(this)) return
     this.#exchange.failed(this, err)

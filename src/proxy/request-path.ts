@@ -16,8 +16,10 @@ import type { ForwardHooks } from './failover.js'
 import type { CacheStage } from './cache-stage.js'
 import { checkRequest, normalizeRequestTarget } from './request-guard.js'
 import { Connection, type RequestLife } from './connection.js'
-import { planBody, readBody, streamBody, type BodyLimits } from './request-body.js'
-import { Exchange, type ExchangeContext, type RequestBody, type ResponseRecorder } from './exchange.js'
+import { gatherBody, planBody, readBody, streamBody, type BodyLimits } from './request-body.js'
+import { Exchange, type ExchangeContext, type ExchangeLimits, type RequestBody, type ResponseRecorder } from './exchange.js'
+import { UpstreamSlots } from './upstream-slots.js'
+import { ClientLimit } from './client-limit.js'
 import { upstreamHeaderList, upstreamTarget } from './headers.js'
 import { noTargetsMessage, writeProblem } from './answers.js'
 import { isWebSocketUpgrade, responseOn, type Tunnels } from './tunnel.js'
@@ -26,6 +28,16 @@ import { isWebSocketUpgrade, responseOn, type Tunnels } from './tunnel.js'
 const FORWARDED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
 const ALLOW = ['allow', [...FORWARDED_METHODS].join(', ')]
 const CLOSE = ['connection', 'close']
+const RETRY_SOON = ['retry-after', '1']
+/**
+ * `OPTIONS *` (RFC 9110 §9.3.7) asks about the server, not a resource. undici refuses to send the
+ * asterisk-form, and which target would answer for "the server" is ours to say: the proxy
+ * answers it itself, with the methods it forwards.
+ */
+const ASTERISK_ANSWER = ['allow', ALLOW[1]!, 'content-length', '0']
+
+/** The limits of the request path (src/config.ts documents each flag). */
+export type PathLimits = BodyLimits & ExchangeLimits & { readonly maxRequestsPerClient: number }
 
 export interface RequestPathOptions {
   readonly router: Router
@@ -33,7 +45,7 @@ export interface RequestPathOptions {
   readonly attempts: number
   readonly proto: 'http' | 'https'
   readonly logger: Logger
-  readonly limits: BodyLimits
+  readonly limits: PathLimits
   readonly hooks?: ForwardHooks | undefined
   readonly cache?: CacheStage | undefined
   /** Where one line per request goes, written when it ends; absent: no access log. */
@@ -47,6 +59,10 @@ export interface RequestPathOptions {
 }
 
 export interface RequestPath {
+  /** Requests counted per client address (--max-requests-per-client). */
+  readonly clients: ClientLimit
+  /** Requests in undici's hands per target origin. */
+  readonly slots: UpstreamSlots
   /** node:http's 'request' event. */
   readonly request: (req: IncomingMessage, res: ServerResponse) => void
   /** node:http's 'upgrade' event: WebSockets are tunnelled, other upgrades answered as plain requests. */
@@ -56,15 +72,24 @@ export interface RequestPath {
 export function createRequestPath (opts: RequestPathOptions): RequestPath {
   const { router, proto, hooks, cache, limits, closing } = opts
   const log = opts.logger
-  const ctx: ExchangeContext = { router, dispatcher: opts.dispatcher, attempts: opts.attempts, log, hooks }
+  const slots = new UpstreamSlots()
+  const clients = new ClientLimit(limits.maxRequestsPerClient)
+  const ctx: ExchangeContext = { router, dispatcher: opts.dispatcher, attempts: opts.attempts, log, hooks, limits, slots }
   const trust = hooks?.trustForwarded
   const accessLog = opts.accessLog
   const timed = hooks?.onComplete !== undefined || accessLog !== undefined
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const startedAt = timed ? performance.now() : 0
-    // Taken now: a client that resets right after sending has no address any more later.
+    // Read when the connection was accepted (server.ts), and cached by the socket since: a
+    // client that resets right after sending has no peer address any more by now.
     const client = req.socket.remoteAddress ?? ''
+    if (client === '') {
+      // Reset before even its address could be read: gone, and nothing may reach a target with
+      // an X-Forwarded-For that names nobody.
+      req.socket.destroy()
+      return
+    }
 
     // ---- guard ----
     const refuse = (code: Parameters<typeof writeProblem>[2], message: string | undefined, fields: readonly string[]): void => {
@@ -88,6 +113,16 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
       return
     }
     const url = normalizeRequestTarget(req.url ?? '/')
+    if (url === '*') {
+      if (method === 'OPTIONS') res.writeHead(200, ASTERISK_ANSWER).end()
+      else writeProblem(req, res, 'ZKPROXY_ERR_PROXY_BAD_REQUEST', 'the asterisk-form request-target is only for OPTIONS (RFC 9112 §3.2.4)')
+      return
+    }
+    // One address may not take what everyone shares: its requests in the proxy are capped.
+    if (!clients.enter(client)) {
+      writeProblem(req, res, 'ZKPROXY_ERR_PROXY_TOO_MANY_REQUESTS', `more than ${limits.maxRequestsPerClient} requests at once from one address`, undefined, RETRY_SOON)
+      return
+    }
     let forwardedTo: Exchange | undefined
 
     // ---- balance and exchange (the cache stage's next stage) ----
@@ -107,7 +142,7 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
         method,
         pool,
         pathFor: (t) => upstreamTarget(pool.upstreamPath(t, url)),
-        headers: upstreamHeaderList(req.headers, client || 'unknown', proto, trust?.(client) === true, opts.passHost),
+        headers: upstreamHeaderList(req.headers, client, proto, trust?.(client) === true, opts.passHost),
         body,
         recorder,
         startedAt
@@ -123,6 +158,7 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
       switch (plan.kind) {
         case 'none': send(life, recorder, undefined); return
         case 'stream': send(life, recorder, streamBody(req, limits)); return
+        case 'gather': gatherBody(req, limits, (body) => { if (body !== undefined) send(life, recorder, body) }); return
         case 'too-large': writeProblem(req, res, 'ZKPROXY_ERR_PROXY_BODY_TOO_LARGE', `limit is ${limits.bodyLimitBytes} bytes`); return
         case 'buffer':
           // Read whole before a target is chosen: a slow upload holds no upstream connection.
@@ -136,6 +172,7 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
       if (cache === undefined) forward(life, undefined)
       else cache.handle(req, res, (recorder) => { forward(life, recorder) })
     })
+    life.onEnd(() => { clients.leave(client) })
     if (accessLog !== undefined) life.onEnd((gone) => { logRequest(accessLog, req, res, client, startedAt, gone, forwardedTo?.target?.name) })
   }
 
@@ -164,7 +201,8 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
       if (bad !== undefined) { writeProblem(req, res(), bad.code, bad.message, undefined, CLOSE); return }
       if (closing()) { writeProblem(req, res(), 'ZKPROXY_ERR_PROXY_SHUTTING_DOWN', undefined, undefined, CLOSE); return }
       const client = req.socket.remoteAddress ?? ''
-      const headers = upstreamHeaderList(req.headers, client || 'unknown', proto, trust?.(client) === true, opts.passHost)
+      if (client === '') { socket.destroy(); return }
+      const headers = upstreamHeaderList(req.headers, client, proto, trust?.(client) === true, opts.passHost)
       const url = normalizeRequestTarget(req.url ?? '/')
       const pool = router.pool(req.headers.host, url)
       if (pool === undefined) { writeProblem(req, res(), 'ZKPROXY_ERR_PROXY_NO_ROUTE', `no route for ${req.headers.host ?? '(no Host)'}`, undefined, CLOSE); return }
@@ -175,7 +213,7 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
     }
   }
 
-  return { request, upgrade }
+  return { request, upgrade, clients, slots }
 }
 
 function logRequest (log: Logger, req: IncomingMessage, res: ServerResponse, client: string, startedAt: number, gone: boolean, target: string | undefined): void {

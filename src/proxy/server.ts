@@ -5,19 +5,21 @@
 // "Performance" has the measurement).
 import { createServer, type Server } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
+import type { Socket } from 'node:net'
 import { Agent } from 'undici'
 import type { Logger } from 'pino'
 import type { ProxyConfig } from '../config.js'
 import type { Router } from './router.js'
 import type { ForwardHooks } from './failover.js'
 import type { CacheStage } from './cache-stage.js'
-import { createRequestPath } from './request-path.js'
+import { createRequestPath, type RequestPath } from './request-path.js'
 import { Tunnels } from './tunnel.js'
 
 /** The proxy's limits, taken from its config (src/config.ts documents each flag). */
 export type ProxyLimits = Pick<ProxyConfig, 'attempts' | 'retryBodyLimitBytes' | 'bodyLimitBytes' | 'connectTimeoutMs' |
 'headersTimeoutMs' | 'bodyTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxHeaderBytes' | 'maxConnections' |
-'upstreamHost' | 'tunnelIdleTimeoutMs' | 'maxTunnels'>
+'upstreamHost' | 'tunnelIdleTimeoutMs' | 'maxTunnels' | 'requestBufferBytes' | 'responseBufferBytes' | 'sendTimeoutMs' |
+'upstreamConnections' | 'upstreamQueue' | 'upstreamQueueTimeoutMs' | 'maxRequestsPerClient'>
 
 export interface ProxyServerOptions {
   readonly router: Router
@@ -46,6 +48,8 @@ export interface ProxyServer {
   /** True once close() was called. */
   readonly closing: boolean
   readonly tunnels: Tunnels
+  /** The request path's own counts: requests per client address, requests per target origin in undici. */
+  readonly path: RequestPath
 }
 
 /** How often idle keep-alive connections are closed while draining. */
@@ -68,7 +72,8 @@ export function createProxyServer (opts: ProxyServerOptions): ProxyServer {
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.requestTimeoutMs / 4)))
   }
   const agent = new Agent({
-    connections: 256,
+    // Bounded per target; the wait for one is bounded by the exchange (upstream-slots.ts).
+    connections: limits.upstreamConnections,
     pipelining: 1,
     keepAliveTimeout: 4000,
     connect: { timeout: limits.connectTimeoutMs, ...(opts.upstreamCa === undefined ? {} : { ca: opts.upstreamCa }) },
@@ -103,6 +108,9 @@ export function createProxyServer (opts: ProxyServerOptions): ProxyServer {
     ? createServer(serverOptions, path.request)
     : createTlsServer({ ...serverOptions, key: tls.key, cert: tls.cert }, path.request)
   server.on('upgrade', path.upgrade)
+  // The client's address is read once, as the connection is accepted: net.Socket caches it, so
+  // it is still there for a request whose client reset right after sending it (X-Forwarded-For).
+  server.on(tls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => { void socket.remoteAddress })
   if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections
 
   const listen = async (host: string, port: number): Promise<string> => {
@@ -155,6 +163,7 @@ export function createProxyServer (opts: ProxyServerOptions): ProxyServer {
     listen,
     close,
     tunnels,
+    path,
     get closing () { return closing }
   }
 }
