@@ -12,6 +12,7 @@ import { RequestCounter } from '../registry/request-counter.js'
 import { Router } from '../proxy/router.js'
 import { createProxyServer, type ProxyServer } from '../proxy/server.js'
 import { CacheStage } from '../proxy/cache-stage.js'
+import { RevisionLiveness } from '../cache/index.js'
 import { watchRevision } from '../registry/cache-age.js'
 import { ProxyMetrics } from '../admin/metrics.js'
 import { startAdmin, type AdminServer } from '../admin/server.js'
@@ -39,7 +40,10 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   const trustForwarded = trustedPeers(cfg)
   const session = new ZkSession({ connect: cfg.zk, sessionTimeoutMs: cfg.sessionTimeoutMs, logger: log, auth: cfg.zkAuth })
   const counter = new RequestCounter({ session, targetsPath: cfg.targetsPath, flushMs: cfg.countFlushMs, logger: log })
+  // The live revisions of each pool, kept by the router, read by the cache on every hit.
+  const liveness = new RevisionLiveness()
   const router = new Router({
+    liveness,
     // counter.update() runs before router.update() for every snapshot, so the cell exists.
     countFor: (t) => counter.cell(t.name) ?? (() => { throw new Error(`no count cell for ${t.name}`) })()
   })
@@ -64,6 +68,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
       staleIfErrorSec: cfg.staleIfErrorSec,
       coalesceTimeoutMs: cfg.headersTimeoutMs,
       logger: log,
+      liveness,
       ...(trustForwarded === undefined ? {} : { trustForwarded })
     })
     : undefined

@@ -9,7 +9,10 @@
 // the old content, so it is passed on but not stored. `#seq` numbers those events; a miss
 // remembers the number when it started and compares at store time.
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { createEntry, evaluate, isResponseVerdict, primaryKey, type CacheRequest, type CachedEntry, type HeaderMap, type ResponseCache, type Storable } from '../cache/index.js'
+import {
+  createEntry, evaluate, isResponseVerdict, primaryKey, type CacheRequest, type CachedEntry, type HeaderMap, type ResponseCache, type RevisionCell,
+  type RevisionLiveness, type Storable
+} from '../cache/index.js'
 import type { ResponseRecorder } from './exchange.js'
 import { PreparedResponse } from './cache-respond.js'
 import { fieldMap, setField } from './headers.js'
@@ -36,6 +39,8 @@ export interface MissFetcherOptions {
   readonly serveStale: (request: CacheRequest, res: ServerResponse) => boolean
   /** --trust-proxy: whose X-Forwarded-Host the forwarder passes on as sent. */
   readonly trustForwarded?: (peerAddress: string) => boolean
+  /** Which (pool, revision) pairs have a live target; absent: entries carry no revision. */
+  readonly liveness?: RevisionLiveness | undefined
 }
 
 /** Misses for one URL in flight, and the last invalidation that happened while they were. */
@@ -59,6 +64,7 @@ interface Keepable {
   readonly headers: HeaderMap
   readonly decision: Storable
   readonly now: number
+  readonly source: RevisionCell | undefined
 }
 
 // RFC 5861 §4: "an error is any situation that would result in a 500, 502, 503, or 504".
@@ -99,7 +105,7 @@ export class MissFetcher {
     let chunks: Buffer[] | undefined
     let size = 0
     return {
-      head: (status, fields) => {
+      head: (status, fields, _headers, target, pool) => {
         // Called again after a failover (the first target's head could not be passed on).
         chunks = undefined
         size = 0
@@ -111,7 +117,10 @@ export class MissFetcher {
         setField(fields, 'x-cache', 'MISS')
         // A first target's head already settled this miss (its waiters went their own way, and
         // its URL is no longer tracked for invalidations): this response is passed on only.
-        keep = ticket.settled() ? undefined : this.#keepable(request, req.socket.remoteAddress ?? '', status, headers, mayStore)
+        keep = ticket.settled()
+          ? undefined
+          : this.#keepable(request, req.socket.remoteAddress ?? '', status, headers, mayStore,
+            this.#opts.liveness?.cell(pool.key, target.info.revision))
         if (keep === undefined) finish(undefined)
         else chunks = []
         return true
@@ -188,7 +197,7 @@ export class MissFetcher {
   }
 
   /** The response head's storability (RFC 9111 §3) and size; undefined: pass it on, keep nothing. */
-  #keepable (request: CacheRequest, peer: string, status: number, headers: HeaderMap, mayStore: () => boolean): Keepable | undefined {
+  #keepable (request: CacheRequest, peer: string, status: number, headers: HeaderMap, mayStore: () => boolean, source: RevisionCell | undefined): Keepable | undefined {
     const opts = this.#opts
     const now = opts.now()
     const decision = evaluate(asSentUpstream(request, peer, opts.trustForwarded), { status, headers }, {
@@ -203,7 +212,7 @@ export class MissFetcher {
       this.#unstorable(request, mayStore)
       return undefined
     }
-    return { status, headers, decision, now }
+    return { status, headers, decision, now, source }
   }
 
   /** The response says its URL cannot be stored; old news after a clear or an invalidation. */
@@ -218,7 +227,7 @@ export class MissFetcher {
       return
     }
     this.#opts.onVerdict?.(request, true)
-    const entry = createEntry({ req: request, status: keep.status, headers: keep.headers, body, decision: keep.decision, now: keep.now })
+    const entry = createEntry({ req: request, status: keep.status, headers: keep.headers, body, decision: keep.decision, now: keep.now, source: keep.source })
     const prepared = new PreparedResponse(entry)
     if (this.#opts.store.set(request, entry)) this.#opts.onStored(entry, prepared)
     // Storable by policy even if the bounds refused it: waiters may share it.

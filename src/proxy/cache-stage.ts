@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import {
   Coalescer, DEFAULT_MAX_OBJECT_BYTES, PassMemory, ResponseCache, invalidationTargets, isNotModified, isUnsafeMethod,
-  primaryKeyFor, requestBypassesCache, variantMatches, type CacheRequest, type CacheStats, type CachedEntry
+  primaryKeyFor, requestBypassesCache, variantMatches, type CacheRequest, type CacheStats, type CachedEntry, type RevisionLiveness
 } from '../cache/index.js'
 import type { ResponseRecorder } from './exchange.js'
 import { PreparedResponse } from './cache-respond.js'
@@ -45,6 +45,8 @@ export interface CacheTallies {
   invalidated: number
   /** Whole-cache clears (content revision changes). */
   clears: number
+  /** Stored responses dropped because no live target of their pool carries their revision any more. */
+  revisionDrops: number
 }
 
 export interface CacheStageOptions {
@@ -64,6 +66,11 @@ export interface CacheStageOptions {
   readonly now?: () => number
   /** --trust-proxy: peers whose X-Forwarded-Host reaches the origin as sent (headers.ts). */
   readonly trustForwarded?: (peerAddress: string) => boolean
+  /**
+   * The live revisions per pool, kept by the router: each stored response remembers the pool and
+   * revision that produced it and is dropped once no live target of that pool carries it.
+   */
+  readonly liveness?: RevisionLiveness
 }
 
 export interface CacheStageStats extends CacheStats, Readonly<CacheTallies> {
@@ -97,7 +104,7 @@ export class CacheStage {
   readonly #passes: PassMemory
   readonly #prepared = new WeakMap<CachedEntry, PreparedResponse>()
   readonly #t: CacheTallies = {
-    hits: 0, misses: 0, stale: 0, bypasses: { method: 0, 'request-no-cache': 0, precondition: 0 }, stored: 0, storedBytes: 0, coalesced: 0, invalidated: 0, clears: 0
+    hits: 0, misses: 0, stale: 0, bypasses: { method: 0, 'request-no-cache': 0, precondition: 0 }, stored: 0, storedBytes: 0, coalesced: 0, invalidated: 0, clears: 0, revisionDrops: 0
   }
 
   readonly #log: Logger
@@ -136,7 +143,15 @@ export class CacheStage {
         if (storable) this.#passes.forget(key)
         else this.#passes.remember(key)
       },
-      ...(opts.trustForwarded === undefined ? {} : { trustForwarded: opts.trustForwarded })
+      ...(opts.trustForwarded === undefined ? {} : { trustForwarded: opts.trustForwarded }),
+      liveness: opts.liveness
+    })
+    // A revision left a pool: its entries are dropped now, not only when next asked for (a hit
+    // would skip them anyway), so they stop holding memory and the figures say what is servable.
+    opts.liveness?.onDied((dead) => {
+      const dropped = this.#store.dropIncoherent()
+      this.#t.revisionDrops += dropped
+      if (dropped > 0) this.#log.info({ dropped, gone: dead.map((c) => ({ pool: c.pool, revision: c.revision ?? null })) }, 'cache entries of a departed revision dropped')
     })
   }
 

@@ -32,8 +32,10 @@ export interface ResponseRecorder {
    * The final response head; `fields` is the flat list the client gets, and it may add to it.
    * False: it answered the client itself (a stale copy instead of an upstream error), and the
    * upstream body is read and dropped. Called again for the next target after a failover.
+   * `target` answered, as a member of `pool`: a stored copy remembers both, so it is served
+   * only while that pool still has a target at the same content revision.
    */
-  head: (status: number, fields: string[], headers: ResponseHeaders) => boolean
+  head: (status: number, fields: string[], headers: ResponseHeaders, target: LiveTarget, pool: Pool) => boolean
   data: (chunk: Buffer) => void
   end: () => void
   /** No target answered (none live, all failed, or a timeout); true when it answered the client. */
@@ -136,7 +138,7 @@ export class Exchange {
     this.#ctx.hooks?.onUpstreamResponse?.(a.target, status)
     const fields = downstreamFields(headers)
     const recorder = this.#init.recorder
-    if (recorder !== undefined && !recorder.head(status, fields, headers)) return undefined
+    if (recorder !== undefined && !recorder.head(status, fields, headers, a.target, this.#init.pool)) return undefined
     return fields
   }
 
