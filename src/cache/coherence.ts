@@ -30,6 +30,7 @@ export class RevisionLiveness {
   #live: PoolRevisions = new Map()
   readonly #cells = new Map<string, Map<string, MutableCell>>()
   readonly #listeners = new Set<(dead: readonly RevisionCell[]) => void>()
+  readonly #updates = new Set<() => void>()
 
   /** The cell for responses from a target of `pool` serving `revision` (created on first use). */
   cell (pool: string, revision: string | undefined): RevisionCell {
@@ -72,8 +73,21 @@ export class RevisionLiveness {
       }
       if (byRevision.size === 0) this.#cells.delete(pool)
     }
-    if (dead === undefined) return
-    for (const listener of this.#listeners) listener(dead)
+    if (dead !== undefined) for (const listener of this.#listeners) listener(dead)
+    for (const listener of this.#updates) listener()
+  }
+
+  /** The pools with a live target carrying `revision`. */
+  carriers (revision: string): string[] {
+    const pools: string[] = []
+    for (const [pool, revisions] of this.#live) if (revisions.has(revision)) pools.push(pool)
+    return pools
+  }
+
+  /** Subscribes to every update (after the cells were judged); returns the unsubscribe function. */
+  onUpdate (listener: () => void): () => void {
+    this.#updates.add(listener)
+    return () => { this.#updates.delete(listener) }
   }
 
   /** Subscribes to cells dying; returns the unsubscribe function. */

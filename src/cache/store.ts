@@ -160,9 +160,14 @@ export class ResponseCache {
    * never per request.
    */
   dropIncoherent (): number {
+    return this.dropWhere((entry) => entry.source?.live === false)
+  }
+
+  /** Drops every entry `drop` picks (a scan: for clears and purges, never per request); returns how many. */
+  dropWhere (drop: (entry: CachedEntry, primary: string) => boolean): number {
     const dead: string[] = []
     for (const [key, slot] of this.#lru.entries()) {
-      if (slot.entry.source?.live === false) dead.push(key)
+      if (drop(slot.entry, slot.primary)) dead.push(key)
     }
     for (const key of dead) {
       this.#lru.delete(key)

@@ -73,10 +73,11 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     })
     : undefined
   // Clear the cache when the content revision changes to a different value (not on the
-  // first read, and not when a restarting replica writes the same revision again).
+  // first read, and not when a restarting replica writes the same revision again): the entries
+  // of the pools carrying the new revision (cache-stage.ts).
   const revisionWatch = watchRevision(session, cfg.cacheAgePath, log, (revision, previous) => {
-    if (cache === undefined) return
-    cache.clear(`revision ${previous ?? '(none)'} → ${revision ?? '(none)'}`)
+    if (cache === undefined || revision === undefined) return
+    cache.revisionChanged(revision, previous)
   })
 
   const server = createProxyServer({

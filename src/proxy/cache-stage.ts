@@ -91,6 +91,8 @@ interface MissWays {
 /** The next stage: balance and exchange, with the recorder for the response (none: untouched). */
 export type Forward = (recorder: ResponseRecorder | undefined) => void
 
+/** How long a new /cacheAge revision waits for a target carrying it before it clears everything. */
+const REVISION_GRACE_MS = 2000
 /** Uncacheable keys remembered at most (pass-memory.ts), and their total length. */
 const PASS_MEMORY_KEYS = 10_000
 const PASS_MEMORY_CHARS = 4 * 1024 * 1024
@@ -108,6 +110,8 @@ export class CacheStage {
   }
 
   readonly #log: Logger
+  readonly #liveness: RevisionLiveness | undefined
+  #pendingRevision: { cancel: () => void } | undefined
   readonly #now: () => number
   readonly #coalesceTimeoutMs: number
 
@@ -115,6 +119,7 @@ export class CacheStage {
     this.#now = opts.now ?? Date.now
     this.#coalesceTimeoutMs = opts.coalesceTimeoutMs
     this.#log = opts.logger
+    this.#liveness = opts.liveness
     this.#store = new ResponseCache({
       maxEntries: opts.maxEntries,
       maxBytes: opts.maxBytes,
@@ -209,7 +214,49 @@ export class CacheStage {
     }, true)
   }
 
-  /** Drops every stored response (a new content revision was published). */
+  /**
+   * `/cacheAge` changed to `revision`: drops the entries of the pools whose live targets carry
+   * it (the app being deployed), so a deploy of one app keeps every other app's entries. When
+   * no pool carries it yet (the proxy may read /cacheAge before the new target's znode), waits
+   * for a snapshot that shows one, up to REVISION_GRACE_MS; a revision no target ever carries
+   * (written by hand) clears everything, as /cacheAge always did.
+   */
+  revisionChanged (revision: string, previous: string | undefined): void {
+    const liveness = this.#liveness
+    const reason = `revision ${previous ?? '(none)'} → ${revision}`
+    this.#pendingRevision?.cancel()
+    this.#pendingRevision = undefined
+    if (liveness === undefined) {
+      this.clear(reason)
+      return
+    }
+    // Responses requested before now may be the old content, wherever they go.
+    this.#fetcher.noteCleared()
+    if (this.#clearPools(liveness.carriers(revision), reason)) return
+    const timer = setTimeout(() => { done(); this.clear(`${reason} (carried by no live target)`) }, REVISION_GRACE_MS)
+    timer.unref()
+    const off = liveness.onUpdate(() => { if (this.#clearPools(liveness.carriers(revision), reason)) done() })
+    const done = (): void => {
+      clearTimeout(timer)
+      off()
+      if (this.#pendingRevision === pending) this.#pendingRevision = undefined
+    }
+    const pending = { cancel: done }
+    this.#pendingRevision = pending
+  }
+
+  /** Drops the entries stored from `pools`; false when there are none to name. */
+  #clearPools (pools: readonly string[], reason: string): boolean {
+    if (pools.length === 0) return false
+    const named = new Set(pools)
+    const dropped = this.#store.dropWhere((entry) => entry.source === undefined || named.has(entry.source.pool))
+    this.#passes.clear()
+    this.#t.clears++
+    this.#log.info({ reason, pools, entries: dropped }, 'cache cleared for a new revision')
+    return true
+  }
+
+  /** Drops every stored response. */
   clear (reason: string): void {
     this.#fetcher.noteCleared()
     const { entries, bytes } = this.#store.stats()
