@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { validateTargetName } from './registry/codec.js'
 import { parseRoute } from './registry/routes.js'
+import { purgeFilterProblem } from './cache/purge.js'
 import { DEFAULT_ALLOW_TARGETS } from './registry/address-policy.js'
 import type { RoleIdentities } from './registry/acl-policy.js'
 import { checkRoleCredential, parseAllowTargets, parseCidrs, parseRoleId, tlsFrom, zkAclFrom } from './config-security.js'
@@ -164,6 +165,8 @@ export interface ProxyConfig extends CommonConfig {
   readonly listen: HostPort
   readonly admin: HostPort | undefined
   readonly proxiesPath: string
+  /** --purge-path: the root of fleet-wide purges (registry/purges.ts). */
+  readonly purgePath: string
   readonly id: string | undefined
   readonly attempts: number
   readonly countFlushMs: number
@@ -237,6 +240,13 @@ export interface DevConfig {
   readonly zk: string | undefined
 }
 
+export interface PurgeConfig extends CommonConfig {
+  readonly host: string | undefined
+  readonly prefix: string | undefined
+  readonly purgePath: string
+  readonly timeoutMs: number
+}
+
 export interface StatusConfig extends CommonConfig {
   readonly json: boolean
   readonly proxiesPath: string
@@ -253,6 +263,7 @@ export const commandOptions = {
     .addOption(opt('--listen <host:port>', 'public listener', parseHostPort(true), { host: '0.0.0.0', port: 9000 }, '0.0.0.0:9000'))
     .addOption(opt('--admin <host:port>', 'admin listener (health, targets, metrics, dashboard); "off" disables', (v) => v === 'off' ? 'off' : parseHostPort(true)(v), { host: '127.0.0.1', port: 9901 }, '127.0.0.1:9901'))
     .addOption(opt('--proxies-path <path>', 'znode under which proxies announce themselves', parseZnodePath, '/proxies'))
+    .addOption(opt('--purge-path <path>', 'znode under which fleet-wide cache purges are published (zkproxy purge)', parseZnodePath, '/purges'))
     .addOption(opt('--id <id>', 'this proxy\'s id under --proxies-path (default: host name and --listen port)', parseTargetName))
     .addOption(opt('--attempts <n>', 'targets tried per request (failover)', parseWholeNumber(1, 20), 3))
     .addOption(opt('--count-flush-ms <ms>', 'how often request counts are written to ZooKeeper', parseWholeNumber(10, 60_000), 250))
@@ -315,6 +326,11 @@ export const commandOptions = {
   status: (cmd: Command) => commonOptions(cmd)
     .addOption(opt('--json', 'machine-readable output'))
     .addOption(opt('--proxies-path <path>', 'znode under which proxies announce themselves', parseZnodePath, '/proxies'))
+    .addOption(opt('--timeout-ms <ms>', 'give up (exit 2) when ZooKeeper does not answer within this time', parseWholeNumber(100, 600_000), 5000)),
+  purge: (cmd: Command) => commonOptions(cmd)
+    .addOption(opt('--host <host>', 'purge only responses for this Host (any port); default: every host'))
+    .addOption(opt('--prefix <path>', 'purge only responses whose request-target starts with this, e.g. /blog/'))
+    .addOption(opt('--purge-path <path>', 'znode under which fleet-wide cache purges are published', parseZnodePath, '/purges'))
     .addOption(opt('--timeout-ms <ms>', 'give up (exit 2) when ZooKeeper does not answer within this time', parseWholeNumber(100, 600_000), 5000))
 } as const
 
@@ -367,6 +383,7 @@ export function proxyConfig (raw: Raw): ProxyConfig {
     listen: raw['listen'] as HostPort,
     admin: admin === 'off' ? undefined : admin as HostPort,
     proxiesPath: raw['proxiesPath'] as string,
+    purgePath: raw['purgePath'] as string,
     id: raw['id'] as string | undefined,
     attempts: raw['attempts'] as number,
     countFlushMs: raw['countFlushMs'] as number,
@@ -449,6 +466,13 @@ export function devConfig (raw: Raw): DevConfig {
 
 export function statusConfig (raw: Raw): StatusConfig {
   return deepFreeze({ ...common(raw), json: raw['json'] === true, proxiesPath: raw['proxiesPath'] as string, timeoutMs: raw['timeoutMs'] as number })
+}
+
+export function purgeConfig (raw: Raw): PurgeConfig {
+  const filter = { host: raw['host'] as string | undefined, prefix: raw['prefix'] as string | undefined }
+  const problem = purgeFilterProblem(filter)
+  if (problem !== undefined) throw new InvalidArgumentError(problem)
+  return deepFreeze({ ...common(raw), ...filter, purgePath: raw['purgePath'] as string, timeoutMs: raw['timeoutMs'] as number })
 }
 
 export { Command, InvalidArgumentError }

@@ -153,6 +153,7 @@ export function registerCollectors (registry: Registry, view: () => RuntimeView 
   mirror('zkproxy_cache_invalidated_total', 'Cached responses dropped by a successful unsafe request to their URL (RFC 9111 section 4.4).', v => v.cache?.stats().invalidated)
   mirror('zkproxy_cache_clears_total', 'Times the whole cache was dropped because the content revision changed.', v => v.cache?.stats().clears)
   mirror('zkproxy_cache_revision_drops_total', 'Cached responses dropped because no live target of their pool carries their content revision any more.', v => v.cache?.stats().revisionDrops)
+  mirror('zkproxy_cache_purged_total', 'Cached responses dropped by fleet-wide purges.', v => v.cache?.stats().purged)
   mirror('zkproxy_cache_evictions_total', 'Cached responses evicted to stay within the entry and byte bounds.', v => v.cache?.stats().evictions)
   mirror('zkproxy_cache_expirations_total', 'Cached responses dropped because their lifetime (and stale window) ended.', v => v.cache?.stats().expirations)
   gauge('zkproxy_cache_entries', 'Responses in the cache.', v => v?.cache?.stats().entries ?? 0)

@@ -16,7 +16,8 @@ const commands: Record<keyof typeof commandOptions, { description: string, load:
   replica: { description: 'serve a static folder and register it as a target', load: async () => (await import('./replica-command.js')).run },
   register: { description: 'register an already-running backend (any language) as a target', load: async () => (await import('./register-command.js')).run },
   dev: { description: 'local stack: ZooKeeper + proxy + replicas in one command', load: async () => (await import('./dev-command.js')).run },
-  status: { description: 'show targets, counts and proxies registered in ZooKeeper', load: async () => (await import('./status-command.js')).run }
+  status: { description: 'show targets, counts and proxies registered in ZooKeeper', load: async () => (await import('./status-command.js')).run },
+  purge: { description: 'drop cached responses on every proxy of the fleet (all, or by --host / --prefix)', load: async () => (await import('./purge-command.js')).run }
 }
 
 function oneLine (msg: string): string {

@@ -14,6 +14,7 @@ import { createProxyServer, type ProxyServer } from '../proxy/server.js'
 import { CacheStage } from '../proxy/cache-stage.js'
 import { RevisionLiveness } from '../cache/index.js'
 import { watchRevision } from '../registry/cache-age.js'
+import { publishPurge, watchPurges, type PurgeWatch } from '../registry/purges.js'
 import { ProxyMetrics } from '../admin/metrics.js'
 import { startAdmin, type AdminServer } from '../admin/server.js'
 import { nodeAcls, securePath } from '../registry/acl-policy.js'
@@ -28,6 +29,8 @@ export interface ProxyRuntime {
   readonly counter: RequestCounter
   readonly targets: TargetSet
   readonly cache: CacheStage | undefined
+  /** The fleet-wide purges applied (absent with the cache off). */
+  readonly purges: PurgeWatch | undefined
   /** Absent with `--admin off`: nothing could read them, so nothing is recorded per request. */
   readonly metrics: ProxyMetrics | undefined
   readonly admin: AdminServer | undefined
@@ -80,6 +83,13 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     cache.revisionChanged(revision, previous)
   })
 
+  // Fleet-wide purges (zkproxy purge, POST /purge on any proxy's admin listener).
+  const purgeWatch = cache === undefined
+    ? undefined
+    : watchPurges(session, cfg.purgePath, log, (event) => {
+      cache.purge(event.filter, event.widened === undefined ? `purge ${event.sequence}` : `purge ${event.sequence} (${event.widened}: everything)`)
+    })
+
   const server = createProxyServer({
     router,
     logger: log,
@@ -92,7 +102,8 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   })
   const url = await listen(server, cfg)
   const id = cfg.id ?? `${hostname()}:${new URL(url).port}`
-  const runtimeView = { url, id, session, router, counter, targets, cache, listener: server }
+  const purge = async (filter: { host?: string, prefix?: string }): Promise<number> => await publishPurge(session, cfg.purgePath, filter, log)
+  const runtimeView = { url, id, session, router, counter, targets, cache, listener: server, purge }
   metrics?.observe(runtimeView)
   let admin: AdminServer | undefined
   try {
@@ -100,6 +111,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   } catch (err) {
     // Nothing else has started yet: close the public listener so the process can exit 2.
     revisionWatch.close()
+    purgeWatch?.close()
     await server.close(0)
     throw err
   }
@@ -127,12 +139,13 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     await counter.stop()
     await announce.stop()
     revisionWatch.close()
+    purgeWatch?.close()
     targets.close()
     admission.close()
     await admin?.close()
     await session.close()
   }
-  return { url, id, server, session, router, counter, targets, cache, metrics, admin, stop: async () => { stopping ??= stop(); await stopping } }
+  return { url, id, server, session, router, counter, targets, cache, purges: purgeWatch, metrics, admin, stop: async () => { stopping ??= stop(); await stopping } }
 }
 
 async function listen (server: ProxyServer, cfg: ProxyConfig): Promise<string> {

@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import {
   Coalescer, DEFAULT_MAX_OBJECT_BYTES, PassMemory, ResponseCache, invalidationTargets, isNotModified, isUnsafeMethod,
-  primaryKeyFor, requestBypassesCache, variantMatches, type CacheRequest, type CacheStats, type CachedEntry, type RevisionLiveness
+  primaryKeyFor, requestBypassesCache, variantMatches, type CacheRequest, type CacheStats, type CachedEntry, type PurgeFilter, type RevisionLiveness, purgeMatcher
 } from '../cache/index.js'
 import type { ResponseRecorder } from './exchange.js'
 import { PreparedResponse } from './cache-respond.js'
@@ -47,6 +47,8 @@ export interface CacheTallies {
   clears: number
   /** Stored responses dropped because no live target of their pool carries their revision any more. */
   revisionDrops: number
+  /** Stored responses dropped by fleet-wide purges. */
+  purged: number
 }
 
 export interface CacheStageOptions {
@@ -106,7 +108,7 @@ export class CacheStage {
   readonly #passes: PassMemory
   readonly #prepared = new WeakMap<CachedEntry, PreparedResponse>()
   readonly #t: CacheTallies = {
-    hits: 0, misses: 0, stale: 0, bypasses: { method: 0, 'request-no-cache': 0, precondition: 0 }, stored: 0, storedBytes: 0, coalesced: 0, invalidated: 0, clears: 0, revisionDrops: 0
+    hits: 0, misses: 0, stale: 0, bypasses: { method: 0, 'request-no-cache': 0, precondition: 0 }, stored: 0, storedBytes: 0, coalesced: 0, invalidated: 0, clears: 0, revisionDrops: 0, purged: 0
   }
 
   readonly #log: Logger
@@ -254,6 +256,21 @@ export class CacheStage {
     this.#t.clears++
     this.#log.info({ reason, pools, entries: dropped }, 'cache cleared for a new revision')
     return true
+  }
+
+  /**
+   * A fleet-wide purge (docs/cache.md "Purge"): drops the entries it names (no filter:
+   * everything); responses in flight are passed on but not stored, as they may be the purged
+   * content. Returns how many entries were dropped.
+   */
+  purge (filter: PurgeFilter, reason: string): number {
+    this.#fetcher.noteCleared()
+    const matches = purgeMatcher(filter)
+    const dropped = this.#store.dropWhere((_entry, primary) => matches(primary))
+    this.#passes.clear()
+    this.#t.purged += dropped
+    this.#log.info({ reason, filter, entries: dropped }, 'cache purged')
+    return dropped
   }
 
   /** Drops every stored response. */
