@@ -247,16 +247,17 @@ export class MissFetcher {
 
 /**
  * The request as the upstream saw it, for `evaluate()`: the forwarder replaces a client's
- * X-Forwarded-Host with the downstream Host (headers.ts), so a value the client sent there
- * never reached the origin and must not make the response look poisonable.
+ * X-Forwarded-Host with the downstream Host and strips X-Host (headers.ts), so a value the client
+ * sent there never reached the origin and must not make the response look poisonable.
  */
 function asSentUpstream (request: CacheRequest, peer: string, trust: ((peerAddress: string) => boolean) | undefined): CacheRequest {
   const h = request.headers
-  if (h['x-forwarded-host'] === undefined) return request
+  if (h['x-forwarded-host'] === undefined && h['x-host'] === undefined) return request
   // From a trusted peer it did reach the origin: a value other than Host makes the response
   // unstorable (policy.ts), or one front client's X-Forwarded-Host would pick what all get.
   if (trust?.(peer) === true) return request
-  return { method: request.method, url: request.url, headers: { ...h, 'x-forwarded-host': h.host } }
+  // From anyone else X-Host was stripped (headers.ts STRIPPED_FORWARDING).
+  return { method: request.method, url: request.url, headers: { ...h, 'x-forwarded-host': h.host, 'x-host': undefined } }
 }
 
 /**
