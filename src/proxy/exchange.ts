@@ -142,6 +142,28 @@ export class Exchange {
     return fields
   }
 
+  /**
+   * An interim (1xx) response from the target, passed on before the final head: 103 Early Hints
+   * with its Link fields, 102 Processing. Not to an HTTP/1.0 client (RFC 9110 §15.2: a server
+   * "MUST NOT send a 1xx response to an HTTP/1.0 client"), not once the final head went out,
+   * and other 1xx codes (100 is the proxy's own business with its client) are dropped.
+   */
+  interim (status: number, headers: ResponseHeaders): void {
+    const res = this.#res
+    if (res.headersSent || this.#req.httpVersionMajor !== 1 || this.#req.httpVersionMinor < 1 || res.destroyed) return
+    try {
+      if (status === 102) {
+        res.writeProcessing()
+      } else if (status === 103) {
+        const link = headers['link']
+        if (link !== undefined && link !== '') res.writeEarlyHints({ link })
+      }
+    } catch (err) {
+      // A hint that Node refuses to write (an odd Link value) is only a hint.
+      this.#ctx.log.debug({ err, status }, 'interim response not passed on')
+    }
+  }
+
   /** Writes the held head; false when Node refuses it (undici's parser is more lenient). */
   writeHead (a: Attempt, status: number, fields: string[]): boolean {
     try {
@@ -256,8 +278,13 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: ResponseHeaders): void {
-    // 1xx informational responses are not passed on (the final response follows).
-    if (statusCode < 200 || !this.#exchange.isCurrent(this)) return
+    if (!this.#exchange.isCurrent(this)) return
+    // RFC 9110 §15.2: a 1xx is interim, the final response follows. It is never taken for the
+    // final one, never reaches the recorder (so never stored), and is passed on where it can be.
+    if (statusCode < 200) {
+      this.#exchange.interim(statusCode, headers)
+      return
+    }
     if (statusCode > 599) {
       // RFC 9110 §15 defines 100-599; a status outside is a broken response (nginx: 502 too).
       const err = new Error(`the target answered with status ${statusCode}`)
