@@ -75,6 +75,13 @@ export function parseHttpUrl (v: string): URL {
   return u
 }
 
+/** A header field name (RFC 9110 §5.1 token), lower-cased; "off" → '' (none). */
+export function parseFieldName (v: string): string {
+  if (v.toLowerCase() === 'off') return ''
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v)) throw new InvalidArgumentError(`"${v}" is not a header field name`)
+  return v.toLowerCase()
+}
+
 export function parseRequestPath (v: string): string {
   if (!v.startsWith('/') || /\s/.test(v)) throw new InvalidArgumentError(`expected a path starting with /, got "${v}"`)
   return v
@@ -181,6 +188,8 @@ export interface ProxyConfig extends CommonConfig {
   readonly maxConnections: number
   readonly cacheTtlSec: number
   readonly cacheDefaultTtlSec: number
+  /** --cdn-cache-control-field, lower-case; '' when off. */
+  readonly cdnCacheControlField: string
   readonly cacheMaxEntries: number
   readonly cacheMaxBytes: number
   readonly cacheMaxObjectBytes: number
@@ -278,6 +287,7 @@ export const commandOptions = {
     .addOption(opt('--max-connections <n>', 'downstream connection limit (0 = unlimited)', parseWholeNumber(0), 10_000))
     .addOption(opt('--cache-ttl <sec>', 'longest time a response is cached; 0 turns the cache off', parseWholeNumber(0, 31_536_000), 120))
     .addOption(opt('--cache-default-ttl <sec>', 'freshness for responses without explicit freshness (0: heuristic only)', parseWholeNumber(0, 31_536_000), 0))
+    .addOption(opt('--cdn-cache-control-field <name>', 'targeted cache-control field obeyed before Cache-Control (RFC 9213); "off" for none', parseFieldName, 'cdn-cache-control', 'CDN-Cache-Control'))
     .addOption(opt('--cache-max-entries <n>', 'cache entry bound (LRU eviction)', parseWholeNumber(1), 10_000))
     .addOption(opt('--cache-max-bytes <bytes>', 'cache size bound (LRU eviction)', parseBytes, 256 * 1024 * 1024, '256MiB'))
     .addOption(opt('--cache-max-object-bytes <bytes>', 'larger responses stream through unstored', parseBytes, 1024 * 1024, '1MiB'))
@@ -398,6 +408,7 @@ export function proxyConfig (raw: Raw): ProxyConfig {
     maxConnections: raw['maxConnections'] as number,
     cacheTtlSec: raw['cacheTtl'] as number,
     cacheDefaultTtlSec: raw['cacheDefaultTtl'] as number,
+    cdnCacheControlField: raw['cdnCacheControlField'] as string,
     cacheMaxEntries: raw['cacheMaxEntries'] as number,
     cacheMaxBytes: raw['cacheMaxBytes'] as number,
     cacheMaxObjectBytes: raw['cacheMaxObjectBytes'] as number,

@@ -1,4 +1,4 @@
-import { deltaSeconds, getHeader, getRawHeader, hasHeader, parseCacheControl, splitTokens } from './headers.js'
+import { deltaSeconds, getHeader, getRawHeader, hasHeader, parseCacheControl, parseTargetedField, splitTokens } from './headers.js'
 import type { CacheControl } from './headers.js'
 import { UNKEYED_HOST_HEADERS, UNKEYED_OVERRIDE_HEADERS, parseVary, primaryKey } from './key.js'
 import type { CacheRequest, CacheResponse, HeaderMap } from './types.js'
@@ -48,6 +48,11 @@ export interface EvaluateOptions {
   readonly defaultTtlSec?: number
   /** Current time in ms (injected clock). */
   readonly now: number
+  /**
+   * The targeted cache-control field this cache obeys (RFC 9213; `--cdn-cache-control-field`),
+   * lower-case; default `cdn-cache-control`, '' for none.
+   */
+  readonly targetedField?: string
 }
 
 export type NotStorableReason =
@@ -104,11 +109,15 @@ export function evaluate (req: CacheRequest, res: CacheResponse, opts: EvaluateO
   if (reqcc.directives.has('no-store')) return no('request-no-store')
   if (!STORABLE_STATUSES.has(res.status)) return no('status')
 
-  const cc = parseCacheControl(getHeader(res.headers, 'cache-control'))
+  // RFC 9213 §2.1: a valid, non-empty targeted field is used instead, and Cache-Control and
+  // Expires "MUST" then be ignored for this response.
+  const targetedName = opts.targetedField ?? 'cdn-cache-control'
+  const targeted = targetedName === '' ? undefined : parseTargetedField(getHeader(res.headers, targetedName))
+  const cc = targeted ?? parseCacheControl(getHeader(res.headers, 'cache-control'))
   if (cc.directives.has('no-store')) return no('no-store')
   // §3 and §5.2.2.7: a shared cache must not store `private` responses.
   if (cc.directives.has('private')) return no('private')
-  if (cc.directives.has('no-cache') || pragmaNoCache(res.headers)) return no('no-cache')
+  if (cc.directives.has('no-cache') || (targeted === undefined && pragmaNoCache(res.headers))) return no('no-cache')
   if (hasHeader(res.headers, 'set-cookie')) return no('set-cookie')
 
   const vary = parseVary(getHeader(res.headers, 'vary'))
@@ -123,7 +132,7 @@ export function evaluate (req: CacheRequest, res: CacheResponse, opts: EvaluateO
   // §4.2.3: current age at store time is the upstream Age (`Date` is not trusted for apparent
   // age, which avoids inflating age on origins with skewed clocks).
   const ageSec = ageValue(res.headers)
-  const { explicit, lifetimeSec: lifetime } = freshnessLifetime(res, cc, opts.now)
+  const { explicit, lifetimeSec: lifetime } = freshnessLifetime(res, cc, opts.now, targeted !== undefined)
   let lifetimeSec = lifetime
   let freshness: Storable['freshness'] = explicit ? 'explicit' : 'heuristic'
   // The operator's default fills in for an absent lifetime only, never for an explicit 0.
@@ -210,13 +219,13 @@ function carriesUnkeyedOverride (headers: HeaderMap, vary: readonly string[]): b
  * or conflicting delta, and an invalid `Expires` (§5.3: including "0" and repeated fields),
  * mean a lifetime of zero: already stale.
  */
-function freshnessLifetime (res: CacheResponse, cc: CacheControl, nowMs: number): { explicit: boolean, lifetimeSec: number } {
+function freshnessLifetime (res: CacheResponse, cc: CacheControl, nowMs: number, ignoreExpires: boolean): { explicit: boolean, lifetimeSec: number } {
   for (const name of ['s-maxage', 'max-age']) {
     const seconds = deltaSeconds(cc, name)
     if (seconds !== undefined) return { explicit: true, lifetimeSec: Number.isNaN(seconds) ? 0 : seconds }
   }
   const date = httpDate(res.headers, 'date') ?? nowMs
-  if (getRawHeader(res.headers, 'expires') !== undefined) {
+  if (!ignoreExpires && getRawHeader(res.headers, 'expires') !== undefined) {
     const expires = httpDate(res.headers, 'expires')
     return { explicit: true, lifetimeSec: expires === undefined ? 0 : Math.max(0, (expires - date) / 1000) }
   }

@@ -65,6 +65,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     ? new CacheStage({
       ttlSec: cfg.cacheTtlSec,
       defaultTtlSec: cfg.cacheDefaultTtlSec,
+      targetedField: cfg.cdnCacheControlField,
       maxEntries: cfg.cacheMaxEntries,
       maxBytes: cfg.cacheMaxBytes,
       maxObjectBytes: cfg.cacheMaxObjectBytes,

@@ -25,6 +25,8 @@ export interface MissFetcherOptions {
   readonly now: () => number
   readonly cacheTtlSec: number
   readonly defaultTtlSec: number
+  /** The targeted cache-control field obeyed first (RFC 9213); absent: CDN-Cache-Control. */
+  readonly targetedField?: string
   /** The copy of a body is given up past this size (the store would refuse it anyway). */
   readonly maxObjectBytes: number
   /** A response was stored. */
@@ -201,7 +203,7 @@ export class MissFetcher {
     const opts = this.#opts
     const now = opts.now()
     const decision = evaluate(asSentUpstream(request, peer, opts.trustForwarded), { status, headers }, {
-      cacheTtlSec: opts.cacheTtlSec, defaultTtlSec: opts.defaultTtlSec, now
+      cacheTtlSec: opts.cacheTtlSec, defaultTtlSec: opts.defaultTtlSec, now, ...(opts.targetedField === undefined ? {} : { targetedField: opts.targetedField })
     })
     const declared = headers['content-length']
     if (!decision.storable) {

@@ -56,6 +56,8 @@ export interface CacheStageOptions {
   readonly ttlSec: number
   /** `--cache-default-ttl`: freshness for responses without explicit freshness; 0 = heuristic only. */
   readonly defaultTtlSec?: number
+  /** `--cdn-cache-control-field`: the targeted field obeyed first (RFC 9213), lower-case; '' none. */
+  readonly targetedField?: string
   readonly maxEntries: number
   readonly maxBytes: number
   readonly maxObjectBytes?: number
@@ -137,6 +139,7 @@ export class CacheStage {
       now: this.#now,
       cacheTtlSec: opts.ttlSec,
       defaultTtlSec: opts.defaultTtlSec ?? 0,
+      ...(opts.targetedField === undefined ? {} : { targetedField: opts.targetedField }),
       maxObjectBytes: Math.min(opts.maxObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES, opts.maxBytes),
       onStored: (entry, prepared) => {
         this.#prepared.set(entry, prepared)

@@ -77,3 +77,41 @@ describe('RFC 9111 §5.2.2.2 must-revalidate: "once the response has become stal
     expect(decide({ 'cache-control': 'max-age=60' })).toMatchObject({ storable: true, mayServeStale: true })
   })
 })
+
+describe('RFC 9213 targeted cache control: "the cache MUST select the first ... field with a valid, non-empty value and use its value to determine the caching policy for the response, and it MUST ignore the Cache-Control and Expires header fields in that response"', () => {
+  const decideWith = (resHeaders: HeaderMap, targetedField?: string): Decision => evaluate(
+    { method: 'GET', url: '/p', headers: { host: 'example.com' } },
+    { status: 200, headers: { date: at(0), ...resHeaders } },
+    { cacheTtlSec: 3600, now: NOW, ...(targetedField === undefined ? {} : { targetedField }) }
+  )
+
+  it('CDN-Cache-Control takes precedence over Cache-Control, both ways', () => {
+    expect(decideWith({ 'cache-control': 'no-store', 'cdn-cache-control': 'max-age=60' })).toMatchObject({ storable: true, ttlMs: 60_000 })
+    expect(decideWith({ 'cache-control': 'public, max-age=600', 'cdn-cache-control': 'no-store' })).toEqual({ storable: false, reason: 'no-store' })
+    expect(decideWith({ 'cache-control': 'max-age=600', 'cdn-cache-control': 'private' })).toEqual({ storable: false, reason: 'private' })
+    expect(decideWith({ 'cache-control': 'private', 'cdn-cache-control': 'max-age=30, must-revalidate' })).toMatchObject({ storable: true, ttlMs: 30_000, mayServeStale: false })
+  })
+
+  it('Expires is ignored when the targeted field is used', () => {
+    expect(decideWith({ expires: '0', 'cdn-cache-control': 'max-age=60' })).toMatchObject({ storable: true, ttlMs: 60_000 })
+    // Without a lifetime in the targeted field, Expires does not supply one (heuristics may).
+    expect(decideWith({ expires: at(600), 'cdn-cache-control': 'public' })).toEqual({ storable: false, reason: 'no-freshness' })
+  })
+
+  it('an invalid or empty targeted field is ignored: Cache-Control applies', () => {
+    for (const bad of ['', ' ', 'Max-Age=60', 'max-age=60,,', 'max-age=(1 2)', 'max-age="a\\q"', 'max-age=60 x', '"quoted"']) {
+      expect(decideWith({ 'cache-control': 'max-age=120', 'cdn-cache-control': bad })).toMatchObject({ storable: true, ttlMs: 120_000 })
+    }
+  })
+
+  it('a valid Dictionary with parameters and booleans is read as directives', () => {
+    expect(decideWith({ 'cache-control': 'no-store', 'cdn-cache-control': 'max-age=60;x=1, public=?1, no-store=?0' })).toMatchObject({ storable: true, ttlMs: 60_000 })
+  })
+
+  it('--cdn-cache-control-field names the field this cache obeys; CDN-Cache-Control is then an ordinary field; "" turns it off', () => {
+    const h = { 'cache-control': 'max-age=120', 'cdn-cache-control': 'no-store', 'edge-cache-control': 'max-age=30' }
+    expect(decideWith(h, 'edge-cache-control')).toMatchObject({ storable: true, ttlMs: 30_000 })
+    expect(decideWith(h, '')).toMatchObject({ storable: true, ttlMs: 120_000 })
+    expect(decideWith(h)).toEqual({ storable: false, reason: 'no-store' })
+  })
+})
