@@ -6,7 +6,7 @@ import type { ZkSession } from '../../src/zk/index.js'
 import { runCli } from '../support/cli.js'
 import { closeAllBackends, startBackend } from '../support/backends.js'
 import { registerTarget, startTestProxy, stopAllProxies } from '../support/proxy.js'
-import { until } from '../support/until.js'
+import { ms, until } from '../support/until.js'
 import { closeAllSessions, connectSession, uniquePath } from '../support/zk-client.js'
 import { startZooKeeper, type ZkCluster } from '../support/zookeeper.js'
 
@@ -54,7 +54,7 @@ describe('zkproxy purge', () => {
     const ok = await runCli(['purge', '--zk', zk.connectString, '--purge-path', purgePath, '--host', 'a.test'])
     expect(ok.code).toBe(0)
     expect(ok.output).toMatch(/^purge \d+ published \(host a\.test\)/)
-    await until(() => proxy.cache?.stats().purged === 1, { timeoutMs: 1000, message: 'the proxy purged a.test within a second' })
+    await until(() => proxy.cache?.stats().purged === 1, { timeoutMs: ms(1000), message: 'the proxy purged a.test within a second' })
     expect(await xcache('a.test')).toBe('MISS')
     expect(await xcache('b.test')).toBe('HIT')
     expect(await observer.children(purgePath)).toHaveLength(1)

@@ -6,7 +6,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { request } from 'undici'
 import { useZooKeeper } from '../support/suite.js'
-import { until } from '../support/until.js'
+import { ms, until } from '../support/until.js'
 import { connectSession, uniquePath } from '../support/zk-client.js'
 import { startBackend } from '../support/backends.js'
 import { registerTarget, startTestProxy } from '../support/proxy.js'
@@ -94,7 +94,7 @@ describe('fleet-wide purge', () => {
     const { proxies, session, purgePath } = await fleet()
     for (const p of proxies) await fill(p)
     await publishPurge(session, purgePath, { host: 'A.test' })
-    await until(() => proxies.every((p) => p.cache?.stats().purged === 3), { timeoutMs: 1000, message: 'both proxies purged a.test within a second' })
+    await until(() => proxies.every((p) => p.cache?.stats().purged === 3), { timeoutMs: ms(1000), message: 'both proxies purged a.test within a second' })
     for (const p of proxies) expect(await hits(p)).toEqual(['b.test/blog/1', 'b.test/shop/1'])
   })
 
@@ -102,7 +102,7 @@ describe('fleet-wide purge', () => {
     const { proxies, session, purgePath } = await fleet()
     for (const p of proxies) await fill(p)
     await publishPurge(session, purgePath, { prefix: '/blog/' })
-    await until(() => proxies.every((p) => p.cache?.stats().purged === 3), { timeoutMs: 1000, message: 'both proxies purged /blog/ within a second' })
+    await until(() => proxies.every((p) => p.cache?.stats().purged === 3), { timeoutMs: ms(1000), message: 'both proxies purged /blog/ within a second' })
     for (const p of proxies) expect(await hits(p)).toEqual(['a.test/shop/1', 'b.test/shop/1'])
   })
 
@@ -112,7 +112,7 @@ describe('fleet-wide purge', () => {
     await until(() => proxies.every((p) => p.purges?.applied === first), { message: 'the first purge applied (to an empty cache)' })
     for (const p of proxies) await fill(p)
     await publishPurge(session, purgePath, { host: 'b.test', prefix: '/shop/' })
-    await until(() => proxies.every((p) => p.cache?.stats().purged === 1), { timeoutMs: 1000, message: 'only the new purge applied' })
+    await until(() => proxies.every((p) => p.cache?.stats().purged === 1), { timeoutMs: ms(1000), message: 'only the new purge applied' })
     for (const p of proxies) expect(await hits(p)).toEqual(['a.test/blog/1', 'a.test/blog/2', 'a.test/shop/1', 'b.test/blog/1'])
   })
 
@@ -173,7 +173,7 @@ describe('fleet-wide purge', () => {
     expect((await post('[]')).status).toBe(400)
     const ok = await post('{"prefix":"/shop/"}')
     expect(ok).toMatchObject({ status: 202, json: { prefix: '/shop/' } })
-    await until(() => proxies.every((p) => p.cache?.stats().purged === 2), { timeoutMs: 1000, message: 'both proxies purged /shop/' })
+    await until(() => proxies.every((p) => p.cache?.stats().purged === 2), { timeoutMs: ms(1000), message: 'both proxies purged /shop/' })
     for (const p of proxies) expect(await hits(p)).toEqual(['a.test/blog/1', 'a.test/blog/2', 'b.test/blog/1'])
     // Only the one good request was published.
     expect(await session.children(purgePath)).toHaveLength(1)
