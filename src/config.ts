@@ -483,7 +483,7 @@ export function purgeConfig (raw: Raw): PurgeConfig {
   const filter = { host: raw['host'] as string | undefined, prefix: raw['prefix'] as string | undefined }
   const problem = purgeFilterProblem(filter)
   if (problem !== undefined) throw new InvalidArgumentError(problem)
-  return deepFreeze({ ...common(raw), ...filter, purgePath: raw['purgePath'] as string, timeoutMs: raw['timeoutMs'] as number })
+  return deepFreeze({ ...common(raw, 'proxies'), ...filter, purgePath: raw['purgePath'] as string, timeoutMs: raw['timeoutMs'] as number })
 }
 
 export { Command, InvalidArgumentError }

@@ -14,7 +14,7 @@ import { createProxyServer, type ProxyServer } from '../proxy/server.js'
 import { CacheStage } from '../proxy/cache-stage.js'
 import { RevisionLiveness } from '../cache/index.js'
 import { watchRevision } from '../registry/cache-age.js'
-import { publishPurge, watchPurges, type PurgeWatch } from '../registry/purges.js'
+import { publishPurge, purgeAcl, watchPurges, type PurgeWatch } from '../registry/purges.js'
 import { ProxyMetrics } from '../admin/metrics.js'
 import { startAdmin, type AdminServer } from '../admin/server.js'
 import { nodeAcls, securePath } from '../registry/acl-policy.js'
@@ -103,7 +103,8 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   })
   const url = await listen(server, cfg)
   const id = cfg.id ?? `${hostname()}:${new URL(url).port}`
-  const purge = async (filter: { host?: string, prefix?: string }): Promise<number> => await publishPurge(session, cfg.purgePath, filter, log)
+  const purgeAclEntries = cfg.zkAcl === undefined ? undefined : purgeAcl(cfg.zkAcl)
+  const purge = async (filter: { host?: string, prefix?: string }): Promise<number> => await publishPurge(session, cfg.purgePath, filter, { logger: log, acl: purgeAclEntries })
   const runtimeView = { url, id, session, router, counter, targets, cache, listener: server, purge }
   metrics?.observe(runtimeView)
   let admin: AdminServer | undefined

@@ -6,16 +6,19 @@
 // newest PURGES_KEPT: before deleting, a writer raises the root's data (the "floor": the highest
 // sequence deleted), so a proxy whose last applied sequence is below the floor knows it may have
 // missed a purge it can no longer read, and clears everything instead.
-import type { Logger } from 'pino'
+import pino, { type Logger } from 'pino'
 import { createError, hasCode } from '../errors.js'
 import { purgeFilterProblem, type PurgeFilter } from '../cache/purge.js'
-import { CreateMode, isRetryable, updateWithRetry, watchChildren, type Watch, type ZkSession } from '../zk/index.js'
+import { CreateMode, Perm, entry, isRetryable, updateWithRetry, watchChildren, type AclEntry, type Watch, type ZkSession } from '../zk/index.js'
+import { securePath } from './acl-policy.js'
+import type { RoleIdentities } from './acl-policy.js'
 
 const PREFIX = 'purge-'
 /** Purge nodes kept under the root; older ones are deleted by the next writer. */
 export const PURGES_KEPT = 100
 /** Largest purge node accepted: a filter is a host and a prefix, nothing more. */
 const MAX_PURGE_BYTES = 8192
+const SILENT = pino({ enabled: false })
 
 /** What a proxy applies: a filter, or everything (`all`: no filter, or a purge it cannot read). */
 export interface PurgeEvent {
@@ -63,10 +66,25 @@ function floorOf (data: Buffer): number {
   return /^[0-9]{1,10}$/.test(text) ? Number(text) : -1
 }
 
+/** ACL mode: everyone reads the purges, only the proxies' identity publishes and prunes them. */
+export function purgeAcl (ids: RoleIdentities): AclEntry[] {
+  return [entry('anyone', Perm.READ), entry(ids.proxies, Perm.ALL)]
+}
+
+export interface PublishOptions {
+  readonly logger?: Logger | undefined
+  /** Purge nodes kept (default PURGES_KEPT). */
+  readonly kept?: number
+  /** ACL mode (--zk-acl-*): the root is locked to purgeAcl() before the write. */
+  readonly acl?: AclEntry[] | undefined
+}
+
 /** Publishes a purge for the fleet; returns its sequence. Prunes old purge nodes after. */
-export async function publishPurge (session: ZkSession, root: string, filter: PurgeFilter, logger?: Logger, kept = PURGES_KEPT): Promise<number> {
+export async function publishPurge (session: ZkSession, root: string, filter: PurgeFilter, opts: PublishOptions = {}): Promise<number> {
+  const { logger, kept = PURGES_KEPT } = opts
   const data = encodePurge(filter)
-  await session.mkdirp(root)
+  if (opts.acl !== undefined) await securePath(session, root, opts.acl, { logger: logger ?? SILENT })
+  else await session.mkdirp(root)
   const path = await session.create(`${root}/${PREFIX}`, data, CreateMode.PERSISTENT_SEQUENTIAL)
   const sequence = purgeSequence(path.slice(path.lastIndexOf('/') + 1))
   if (sequence === undefined) throw createError('ZKPROXY_ERR_ZK_BAD_ARGUMENTS', `purge node created as ${path}`)

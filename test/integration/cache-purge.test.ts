@@ -139,8 +139,8 @@ describe('fleet-wide purge', () => {
     relay.cut()
     await until(() => p2.session.state !== 'connected', { message: 'p2 lost ZooKeeper' })
     // Keeping one node: the a.test purge is pruned by the next one, before p2 could read it.
-    await publishPurge(session, purgePath, { host: 'a.test' }, undefined, 1)
-    await publishPurge(session, purgePath, { host: 'c.test' }, undefined, 1)
+    await publishPurge(session, purgePath, { host: 'a.test' }, { kept: 1 })
+    await publishPurge(session, purgePath, { host: 'c.test' }, { kept: 1 })
     expect(await session.children(purgePath)).toHaveLength(1)
     await until(() => p1.cache?.stats().purged === 3, { message: 'p1 purged' })
     relay.restore()
