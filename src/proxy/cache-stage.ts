@@ -238,15 +238,21 @@ export class CacheStage {
     // Responses requested before now may be the old content, wherever they go.
     this.#fetcher.noteCleared()
     if (this.#clearPools(liveness.carriers(revision), reason)) return
-    const timer = setTimeout(() => { done(); this.clear(`${reason} (carried by no live target)`) }, REVISION_GRACE_MS)
-    timer.unref()
-    const off = liveness.onUpdate(() => { if (this.#clearPools(liveness.carriers(revision), reason)) done() })
-    const done = (): void => {
-      clearTimeout(timer)
-      off()
-      if (this.#pendingRevision === pending) this.#pendingRevision = undefined
+    // Pending until a snapshot shows a carrier, the grace ends, or a newer revision replaces it
+    // (each of which cancels it: the timer and the subscription are set up right below).
+    const pending = {
+      cancel: (): void => {
+        clearTimeout(timer)
+        off()
+        if (this.#pendingRevision === pending) this.#pendingRevision = undefined
+      }
     }
-    const pending = { cancel: done }
+    const timer = setTimeout(() => {
+      pending.cancel()
+      this.clear(`${reason} (carried by no live target)`)
+    }, REVISION_GRACE_MS)
+    timer.unref()
+    const off = liveness.onUpdate(() => { if (this.#clearPools(liveness.carriers(revision), reason)) pending.cancel() })
     this.#pendingRevision = pending
   }
 
