@@ -1,5 +1,5 @@
 // The content revision a replica publishes in its target znode and, when it is new to the
-// fleet, in /cacheAge (DESIGN.md "ZooKeeper data model"): proxies drop cached answers of a
+// fleet, in /cacheAge (docs/znodes.md): proxies drop cached answers of a
 // revision once no live target of its pool carries it, so it must change exactly when the served
 // content does. An explicit --revision wins; else the git commit of the served folder's
 // repository; else a hash of the folder's content (same files, same revision: a restart, in a
