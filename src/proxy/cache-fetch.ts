@@ -119,10 +119,11 @@ export class MissFetcher {
         setField(fields, 'x-cache', 'MISS')
         // A first target's head already settled this miss (its waiters went their own way, and
         // its URL is no longer tracked for invalidations): this response is passed on only.
+        const source = this.#opts.liveness?.cell(pool.key, target.info.revision)
+        if (status === 304 && !ticket.settled() && mayStore()) this.#freshen(request, req.socket.remoteAddress ?? '', headers, source)
         keep = ticket.settled()
           ? undefined
-          : this.#keepable(request, req.socket.remoteAddress ?? '', status, headers, mayStore,
-            this.#opts.liveness?.cell(pool.key, target.info.revision))
+          : this.#keepable(request, req.socket.remoteAddress ?? '', status, headers, mayStore, source)
         if (keep === undefined) finish(undefined)
         else chunks = []
         return true
@@ -198,6 +199,38 @@ export class MissFetcher {
     return { finish, settled, mayStore }
   }
 
+  /**
+   * RFC 9111 §4.3.4: a 304 to a conditional request that went upstream (the client's own
+   * validators) freshens the stored response it validates: "the cache MUST ... use other header
+   * fields provided in the 304 (Not Modified) response to replace all instances of the
+   * corresponding header fields in the stored response" (§3.2; Content-Length excepted). Which
+   * stored response: the one whose strong ETag equals the 304's strong ETag; else, with a weak
+   * ETag or a Last-Modified, the one carrying the same; else, with no validator at all, a stored
+   * response that has none either. The 304 itself goes to the client unchanged.
+   */
+  #freshen (request: CacheRequest, peer: string, headers: HeaderMap, source: RevisionCell | undefined): void {
+    const opts = this.#opts
+    const stored = opts.store.getStale(request)?.entry
+    if (stored === undefined || !validates(headers, stored)) return
+    const merged: HeaderMap = { ...stored.headers }
+    for (const [name, value] of Object.entries(headers)) {
+      if (value === undefined || NOT_UPDATED.has(name)) continue
+      merged[name] = value
+    }
+    const now = opts.now()
+    const sent = asSentUpstream(request, peer, opts.trustForwarded)
+    const decision = evaluate(sent, { status: stored.status, headers: merged }, {
+      cacheTtlSec: opts.cacheTtlSec, defaultTtlSec: opts.defaultTtlSec, now, ...(opts.targetedField === undefined ? {} : { targetedField: opts.targetedField })
+    })
+    if (!decision.storable) {
+      // The origin now says it must not be kept (no-store, private …): it is not served again.
+      opts.store.dropWhere((entry) => entry === stored)
+      return
+    }
+    const entry = createEntry({ req: request, status: stored.status, headers: merged, body: stored.body, decision, now, source })
+    if (opts.store.set(request, entry)) opts.onStored(entry, new PreparedResponse(entry))
+  }
+
   /** The response head's storability (RFC 9111 §3) and size; undefined: pass it on, keep nothing. */
   #keepable (request: CacheRequest, peer: string, status: number, headers: HeaderMap, mayStore: () => boolean, source: RevisionCell | undefined): Keepable | undefined {
     const opts = this.#opts
@@ -245,6 +278,25 @@ export class MissFetcher {
     inFlight.count++
     return inFlight
   }
+}
+
+// §3.2: fields a 304 does not update in the stored response (its own framing and ours).
+const NOT_UPDATED: ReadonlySet<string> = new Set(['content-length', 'x-cache', 'age', 'transfer-encoding', 'content-encoding'])
+
+/** §4.3.4: whether a 304's validators select `stored` for updating. */
+function validates (headers: HeaderMap, stored: CachedEntry): boolean {
+  const etag = typeof headers['etag'] === 'string' ? headers['etag'].trim() : undefined
+  const lastModified = typeof headers['last-modified'] === 'string' ? headers['last-modified'].trim() : undefined
+  if (etag !== undefined) {
+    if (stored.etag === undefined) return false
+    const weak = etag.startsWith('W/') || stored.etag.trim().startsWith('W/')
+    const a = etag.replace(/^W\//, '')
+    const b = stored.etag.trim().replace(/^W\//, '')
+    // Strong comparison when the 304's validator is strong; weak otherwise.
+    return a === b && (!etag.startsWith('W/') ? !weak : true)
+  }
+  if (lastModified !== undefined) return stored.lastModified?.trim() === lastModified
+  return stored.etag === undefined && stored.lastModified === undefined
 }
 
 /**
