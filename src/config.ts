@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { InvalidArgumentError } from 'commander'
 import { DEFAULT_ALLOW_TARGETS } from './registry/address-policy.js'
 import { parseRoute } from './routes.js'
+import { purgeFilterProblem } from './purge-filter.js'
 import { defineCommand, flag, list, toggle, type Values } from './config-table.js'
 import {
   bytes, connectString, count, filePath, hostPort, hostPortOrOff, httpUrl, logLevel, millis, oneOf, port,
@@ -63,6 +64,16 @@ function common<V extends Values<typeof zkFlags>> (v: V, role?: 'replicas' | 'pr
   const c = { ...rest, zkAuth: auth, zkAcl: roleIdentities(zkAclReplicas, zkAclProxies) }
   if (role !== undefined) checkRoleCredential(c, role)
   return c
+}
+
+/** A header field name (lower-cased), or `off` for none (''). */
+const fieldName: ValueType<string> = {
+  hint: 'a field name or off',
+  parse: (v) => {
+    if (v.trim().toLowerCase() === 'off') return ''
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v.trim())) throw new InvalidArgumentError(`"${v}" is not a header field name`)
+    return v.trim().toLowerCase()
+  }
 }
 
 /** `--workers`: a count of processes, or `auto` for one per available core. */
@@ -137,6 +148,8 @@ const proxyFlags = {
   upstreamQueue: flag('--upstream-queue <n>', 'requests waiting for a connection to one target at most (503 beyond)', count(0), { default: 1024 }),
   upstreamQueueTimeoutMs: flag('--upstream-queue-timeout-ms <ms>', 'longest wait for a connection to a target (504 after)', millis(1, 600_000), { default: 10_000 }),
   maxRequestsPerClient: flag('--max-requests-per-client <n>', 'concurrent requests per client address, pipelined ones included (429 beyond; 0 = unlimited); keep it below --upstream-connections', count(0), { default: 128 }),
+  purgePath: flag('--purge-path <path>', 'znode under which fleet-wide cache purges are published (zkproxy purge)', znodePath, { default: '/purges' }),
+  cdnCacheControlField: flag('--cdn-cache-control-field <name>', 'targeted cache-control field obeyed before Cache-Control (RFC 9213); "off" for none', fieldName, { default: 'cdn-cache-control', defaultText: 'CDN-Cache-Control' }),
   workers: flag('--workers <n|auto>', 'processes serving --listen ("auto": one per available core; 1: this process alone)', workerCount, { default: 1 })
 }
 
@@ -220,8 +233,27 @@ const status = defineCommand({
   build: (v) => common(v)
 })
 
+const purgeFlags = {
+  ...zkFlags,
+  host: flag('--host <host>', 'purge only responses for this Host (any port); default: every host', text),
+  prefix: flag('--prefix <path>', 'purge only responses whose request-target starts with this, e.g. /blog/', text),
+  purgePath: flag('--purge-path <path>', 'znode under which fleet-wide cache purges are published', znodePath, { default: '/purges' }),
+  timeoutMs: flag('--timeout-ms <ms>', 'give up (exit 2) when ZooKeeper does not answer within this time', millis(100, 600_000), { default: 5000 })
+}
+
+const purge = defineCommand({
+  name: 'purge',
+  summary: 'drop cached responses on every proxy of the fleet (all, or by --host / --prefix)',
+  flags: purgeFlags,
+  build: (v) => {
+    const problem = purgeFilterProblem({ ...(v.host === undefined ? {} : { host: v.host }), ...(v.prefix === undefined ? {} : { prefix: v.prefix }) })
+    if (problem !== undefined) throw new InvalidArgumentError(problem)
+    return common(v, 'proxies')
+  }
+})
+
 /** Every subcommand, in the order `zkproxy help` lists them. */
-export const commands = { proxy, replica, register, dev, status } as const
+export const commands = { proxy, replica, register, dev, status, purge } as const
 export type CommandName = keyof typeof commands
 
 // ---- the typed config objects (one per command), derived from the tables ----
@@ -232,6 +264,7 @@ export type ReplicaConfig = ReturnType<typeof replica.fromParsed>
 export type RegisterConfig = ReturnType<typeof register.fromParsed>
 export type DevConfig = ReturnType<typeof dev.fromParsed>
 export type StatusConfig = ReturnType<typeof status.fromParsed>
+export type PurgeConfig = ReturnType<typeof purge.fromParsed>
 
 // Entry points taking commander's parsed options (`cmd.opts()`), as the command runners do.
 export const proxyConfig = proxy.fromParsed
@@ -239,6 +272,7 @@ export const replicaConfig = replica.fromParsed
 export const registerConfig = register.fromParsed
 export const devConfig = dev.fromParsed
 export const statusConfig = status.fromParsed
+export const purgeConfig = purge.fromParsed
 
 /** Adds a command's flags to a commander command (`commandOptions.proxy(new Command('proxy'))`). */
 export const commandOptions = {
@@ -246,5 +280,6 @@ export const commandOptions = {
   replica: replica.configure,
   register: register.configure,
   dev: dev.configure,
-  status: status.configure
+  status: status.configure,
+  purge: purge.configure
 } as const satisfies Record<CommandName, unknown>

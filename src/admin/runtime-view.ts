@@ -18,6 +18,8 @@ export interface RuntimeView {
   readonly cache: { stats (): CacheStageStats } | undefined
   /** The public listener: draining after SIGTERM once `closing`; its WebSocket tunnels. */
   readonly listener: { readonly closing: boolean, readonly tunnels: { stats (): TunnelStats, perTarget (): Map<string, number> } }
+  /** Publishes a fleet-wide purge (POST /purge); resolves to its sequence. Absent: no purges here. */
+  readonly purge?: (filter: { host?: string, prefix?: string }) => Promise<number>
 }
 
 /** The request path's part of a runtime: what a worker process has (no ZooKeeper). */

@@ -1,7 +1,7 @@
 // The admin listener: its own fastify instance on its own address (loopback by default),
-// never routes on the public listener, where every path belongs to the backends. Read-only:
-// health, targets, routes (pools), Prometheus metrics, and a live dashboard fed by Server-Sent
-// Events.
+// never routes on the public listener, where every path belongs to the backends. Read-only
+// (health, targets, routes (pools), Prometheus metrics, and a live dashboard fed by Server-Sent
+// Events) but for POST /purge, a fleet-wide cache purge.
 import type { ServerResponse } from 'node:http'
 import fastify, { LogController } from 'fastify'
 import type { Logger } from 'pino'
@@ -12,6 +12,7 @@ import type { ProxyMetrics } from './metrics.js'
 import type { RuntimeView } from './runtime-view.js'
 import { dashboardState, health, poolRows, targetRows } from './state.js'
 import { dashboardPage } from './dashboard.js'
+import { purgeFilterProblem } from '../purge-filter.js'
 
 export interface AdminOptions {
   readonly listen: HostPort
@@ -56,6 +57,33 @@ export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
   app.get('/healthz', async (_request, reply) => {
     const h = health(runtime)
     return await reply.code(h.statusCode).send(h.body)
+  })
+  // The one write: a fleet-wide cache purge, published through ZooKeeper so every proxy (this
+  // one included) applies it. Body: {"host"?: "...", "prefix"?: "/..."}; none purges everything.
+  app.post('/purge', async (request, reply) => {
+    const purge = runtime.purge
+    if (purge === undefined || runtime.cache === undefined) return await reply.code(409).send({ error: 'cache_off', message: 'this proxy has no cache (--cache-ttl 0)' })
+    // JSON only: a browser cannot send application/json cross-site without a CORS preflight
+    // (which this listener never grants), so a web page cannot make a visitor's browser purge.
+    if (!/^application\/json\b/i.test(request.headers['content-type'] ?? '')) {
+      return await reply.code(415).send({ error: 'bad_purge', message: 'send a JSON body: {} for everything, or {"host": "...", "prefix": "/..."}' })
+    }
+    const body: unknown = request.body
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return await reply.code(400).send({ error: 'bad_purge', message: 'the body must be a JSON object' })
+    const { host, prefix } = body as Record<string, unknown>
+    if ((host !== undefined && typeof host !== 'string') || (prefix !== undefined && typeof prefix !== 'string')) {
+      return await reply.code(400).send({ error: 'bad_purge', message: 'host and prefix must be strings' })
+    }
+    const filter = { ...(host === undefined ? {} : { host }), ...(prefix === undefined ? {} : { prefix }) }
+    const problem = purgeFilterProblem(filter)
+    if (problem !== undefined) return await reply.code(400).send({ error: 'bad_purge', message: problem })
+    try {
+      const sequence = await purge(filter)
+      return await reply.code(202).send({ sequence, ...filter })
+    } catch (err) {
+      log.warn({ err }, 'purge not published')
+      return await reply.code(503).send({ error: 'zookeeper_unavailable', message: 'the purge could not be published to ZooKeeper; try again' })
+    }
   })
   app.get('/targets', async () => targetRows(runtime))
   app.get('/routes', async () => poolRows(runtime))

@@ -2,6 +2,7 @@ import { varyValues } from './key.js'
 import type { KeyedRequest } from './key.js'
 import type { Storable } from './policy.js'
 import type { HeaderMap } from './types.js'
+import type { RevisionCell } from './coherence.js'
 
 /**
  * One stored response variant. Headers are stored as the caller gives them (the proxy
@@ -24,6 +25,11 @@ export interface CachedEntry {
   /** Normalised Vary names (sorted, lower-case) and the request values stored for. */
   readonly varyNames: readonly string[]
   readonly varyValues: ReadonlyArray<string | null>
+  /**
+   * The pool and content revision of the target that produced it (coherence.ts): once its cell
+   * is dead the entry is not served. Absent: coherent for as long as it is fresh.
+   */
+  readonly source?: RevisionCell
 }
 
 export interface CreateEntryInput {
@@ -35,6 +41,7 @@ export interface CreateEntryInput {
   /** A storable decision from `evaluate()` for this very request and response. */
   readonly decision: Storable
   readonly now: number
+  readonly source?: RevisionCell | undefined
 }
 
 /**
@@ -59,7 +66,8 @@ export function createEntry (input: CreateEntryInput): CachedEntry {
     ...(decision.etag === undefined ? {} : { etag: decision.etag }),
     ...(decision.lastModified === undefined ? {} : { lastModified: decision.lastModified }),
     varyNames: decision.varyNames,
-    varyValues: varyValues(input.req, decision.varyNames)
+    varyValues: varyValues(input.req, decision.varyNames),
+    ...(input.source === undefined ? {} : { source: input.source })
   }
 }
 

@@ -120,3 +120,87 @@ export function splitOutsideQuotes (value: string): string[] {
   parts.push(current.trim())
   return parts.filter((part) => part !== '')
 }
+
+// RFC 8941 §3.1.2 / §3.3: the parts of a Structured Field Dictionary a cache-control field uses.
+const SF_KEY = /^[a-z*][a-z0-9_\-.*]*$/
+const SF_TOKEN = /^[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*$/
+const SF_INTEGER = /^-?\d{1,15}$/
+const SF_DECIMAL = /^-?\d{1,12}\.\d{1,3}$/
+const SF_BYTES = /^:[A-Za-z0-9+/=]*:$/
+
+/** A bare item's value as Cache-Control directives hold them; undefined when not a bare item. */
+function sfBareItem (raw: string): string | true | undefined {
+  if (raw === '?1') return true
+  if (raw === '?0') return undefined
+  if (SF_INTEGER.test(raw) || SF_DECIMAL.test(raw) || SF_TOKEN.test(raw) || SF_BYTES.test(raw)) return raw
+  if (raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"')) {
+    const inner = raw.slice(1, -1)
+    // Only \" and \\ escapes; printable ASCII only (RFC 8941 §3.3.3).
+    if (!/^(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*$/.test(inner)) return undefined
+    return inner.replace(/\\(["\\])/g, '$1')
+  }
+  return undefined
+}
+
+/**
+ * Parses a targeted cache-control field (RFC 9213 §2.1, e.g. CDN-Cache-Control): a Structured
+ * Field Dictionary (RFC 8941 §3.2) whose members are Cache-Control directives. Undefined when
+ * the field is absent, empty or not a valid Dictionary: then "the cache ... MUST ignore" it and
+ * Cache-Control applies. A member `?0` (false) is as if absent; a repeated key keeps the last
+ * value (RFC 8941 §4.2.2). Inner lists are not directive values and make the field invalid.
+ */
+export function parseTargetedField (value: string | undefined): CacheControl | undefined {
+  if (value === undefined || value.trim() === '') return undefined
+  // An empty member (leading, trailing or doubled comma) is a parse failure in RFC 8941.
+  if (/^\s*,|,\s*$|,\s*,/.test(value.replace(/"(?:[^"\\]|\\.)*"/g, '""'))) return undefined
+  const directives = new Map<string, string | true>()
+  for (const member of splitOutsideQuotes(value)) {
+    // Parameters (`;a=1`) are allowed by the syntax and carry nothing a cache reads here.
+    const [item = '', ...params] = splitParams(member)
+    const eq = item.indexOf('=')
+    const key = (eq === -1 ? item : item.slice(0, eq)).trim()
+    if (!SF_KEY.test(key)) return undefined
+    for (const p of params) {
+      const peq = p.indexOf('=')
+      if (!SF_KEY.test((peq === -1 ? p : p.slice(0, peq)).trim())) return undefined
+      if (peq !== -1 && p.slice(peq + 1).trim() !== '?0' && sfBareItem(p.slice(peq + 1).trim()) === undefined) return undefined
+    }
+    if (eq === -1) {
+      directives.set(key, true)
+      continue
+    }
+    const raw = item.slice(eq + 1).trim()
+    if (raw === '?0') {
+      directives.delete(key)
+      continue
+    }
+    const v = sfBareItem(raw)
+    if (v === undefined) return undefined
+    directives.set(key, v)
+  }
+  return { directives, conflicting: new Set() }
+}
+
+/** Splits a dictionary member at `;` outside quoted strings. */
+function splitParams (member: string): string[] {
+  const parts: string[] = []
+  let current = ''
+  let quoted = false
+  for (let i = 0; i < member.length; i++) {
+    const ch = member[i]!
+    if (quoted && ch === '\\' && i + 1 < member.length) {
+      current += ch + member[i + 1]!
+      i++
+      continue
+    }
+    if (ch === '"') quoted = !quoted
+    if (ch === ';' && !quoted) {
+      parts.push(current.trim())
+      current = ''
+      continue
+    }
+    current += ch
+  }
+  parts.push(current.trim())
+  return parts
+}

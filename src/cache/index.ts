@@ -17,3 +17,7 @@ export { Coalescer, CoalesceTimeoutError, COALESCE_TIMEOUT_CODE } from './coales
 export { PassMemory, isResponseVerdict } from './pass-memory.js'
 export type { PassMemoryOptions } from './pass-memory.js'
 export type { CacheRequest, CacheResponse, HeaderMap } from './types.js'
+export { RevisionLiveness } from './coherence.js'
+export type { RevisionCell, PoolRevisions } from './coherence.js'
+export { purgeFilterProblem, purgeMatcher } from '../purge-filter.js'
+export type { PurgeFilter } from '../purge-filter.js'

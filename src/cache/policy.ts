@@ -1,4 +1,4 @@
-import { deltaSeconds, getHeader, getRawHeader, hasHeader, parseCacheControl, splitTokens } from './headers.js'
+import { deltaSeconds, getHeader, getRawHeader, hasHeader, parseCacheControl, parseTargetedField, splitTokens } from './headers.js'
 import type { CacheControl } from './headers.js'
 import { UNKEYED_HOST_HEADERS, UNKEYED_OVERRIDE_HEADERS, parseVary, primaryKey } from './key.js'
 import type { CacheRequest, CacheResponse, HeaderMap } from './types.js'
@@ -48,6 +48,11 @@ export interface EvaluateOptions {
   readonly defaultTtlSec?: number
   /** Current time in ms (injected clock). */
   readonly now: number
+  /**
+   * The targeted cache-control field this cache obeys (RFC 9213; `--cdn-cache-control-field`),
+   * lower-case; default `cdn-cache-control`, '' for none.
+   */
+  readonly targetedField?: string
 }
 
 export type NotStorableReason =
@@ -104,11 +109,15 @@ export function evaluate (req: CacheRequest, res: CacheResponse, opts: EvaluateO
   if (reqcc.directives.has('no-store')) return no('request-no-store')
   if (!STORABLE_STATUSES.has(res.status)) return no('status')
 
-  const cc = parseCacheControl(getHeader(res.headers, 'cache-control'))
+  // RFC 9213 §2.1: a valid, non-empty targeted field is used instead, and Cache-Control and
+  // Expires "MUST" then be ignored for this response.
+  const targetedName = opts.targetedField ?? 'cdn-cache-control'
+  const targeted = targetedName === '' ? undefined : parseTargetedField(getHeader(res.headers, targetedName))
+  const cc = targeted ?? parseCacheControl(getHeader(res.headers, 'cache-control'))
   if (cc.directives.has('no-store')) return no('no-store')
   // §3 and §5.2.2.7: a shared cache must not store `private` responses.
   if (cc.directives.has('private')) return no('private')
-  if (cc.directives.has('no-cache') || pragmaNoCache(res.headers)) return no('no-cache')
+  if (cc.directives.has('no-cache') || (targeted === undefined && pragmaNoCache(res.headers))) return no('no-cache')
   if (hasHeader(res.headers, 'set-cookie')) return no('set-cookie')
 
   const vary = parseVary(getHeader(res.headers, 'vary'))
@@ -123,7 +132,7 @@ export function evaluate (req: CacheRequest, res: CacheResponse, opts: EvaluateO
   // §4.2.3: current age at store time is the upstream Age (`Date` is not trusted for apparent
   // age, which avoids inflating age on origins with skewed clocks).
   const ageSec = ageValue(res.headers)
-  const { explicit, lifetimeSec: lifetime } = freshnessLifetime(res, cc, opts.now)
+  const { explicit, lifetimeSec: lifetime } = freshnessLifetime(res, cc, opts.now, targeted !== undefined)
   let lifetimeSec = lifetime
   let freshness: Storable['freshness'] = explicit ? 'explicit' : 'heuristic'
   // The operator's default fills in for an absent lifetime only, never for an explicit 0.
@@ -210,13 +219,13 @@ function carriesUnkeyedOverride (headers: HeaderMap, vary: readonly string[]): b
  * or conflicting delta, and an invalid `Expires` (§5.3: including "0" and repeated fields),
  * mean a lifetime of zero: already stale.
  */
-function freshnessLifetime (res: CacheResponse, cc: CacheControl, nowMs: number): { explicit: boolean, lifetimeSec: number } {
+function freshnessLifetime (res: CacheResponse, cc: CacheControl, nowMs: number, ignoreExpires: boolean): { explicit: boolean, lifetimeSec: number } {
   for (const name of ['s-maxage', 'max-age']) {
     const seconds = deltaSeconds(cc, name)
     if (seconds !== undefined) return { explicit: true, lifetimeSec: Number.isNaN(seconds) ? 0 : seconds }
   }
   const date = httpDate(res.headers, 'date') ?? nowMs
-  if (getRawHeader(res.headers, 'expires') !== undefined) {
+  if (!ignoreExpires && getRawHeader(res.headers, 'expires') !== undefined) {
     const expires = httpDate(res.headers, 'expires')
     return { explicit: true, lifetimeSec: expires === undefined ? 0 : Math.max(0, (expires - date) / 1000) }
   }
@@ -228,21 +237,66 @@ function freshnessLifetime (res: CacheResponse, cc: CacheControl, nowMs: number)
 /** §4.2.2's suggested heuristic: a tenth of the time since the last modification. */
 const HEURISTIC_FRACTION = 0.1
 
-/** A date field's value in ms; undefined when absent, repeated or not a date. */
+/** A date field's value in ms; undefined when absent, repeated or not an HTTP-date. */
 function httpDate (headers: HeaderMap, name: string): number | undefined {
   const raw = getRawHeader(headers, name)
-  if (typeof raw !== 'string') return undefined
-  const ms = Date.parse(raw)
-  return Number.isNaN(ms) ? undefined : ms
+  return typeof raw === 'string' ? parseHttpDate(raw) : undefined
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)'
+const LONG_DAY = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)'
+const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)'
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})'
+// RFC 9110 §5.6.7: IMF-fixdate, and the obsolete rfc850-date and asctime-date recipients accept.
+const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`)
+const RFC850_DATE = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`)
+const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ( \\d|\\d{2}) ${TIME} (\\d{4})$`)
+
+/**
+ * An HTTP-date (RFC 9110 §5.6.7) in ms, or undefined for anything else: `Date.parse` would read
+ * "0", "2030-01-01", "tomorrow"-like or trailing-garbage values as dates, and RFC 9111 §5.3
+ * says a cache must treat an invalid Expires as a time in the past. A day that does not exist
+ * (31 Feb) or a time out of range is invalid too. A two-digit rfc850 year that would be more
+ * than 50 years in the future is in the past century (§5.6.7).
+ */
+export function parseHttpDate (value: string, nowMs = Date.now()): number | undefined {
+  const v = value.trim()
+  let day: string, month: string, year: number, hh: string, mm: string, ss: string
+  let m = IMF_FIXDATE.exec(v)
+  if (m !== null) {
+    [, day = '', month = '', , hh = '', mm = '', ss = ''] = m
+    year = Number(m[3])
+  } else if ((m = RFC850_DATE.exec(v)) !== null) {
+    [, day = '', month = '', , hh = '', mm = '', ss = ''] = m
+    const thisYear = new Date(nowMs).getUTCFullYear()
+    year = 2000 + Number(m[3])
+    if (year > thisYear + 50) year -= 100
+  } else if ((m = ASCTIME_DATE.exec(v)) !== null) {
+    [, month = '', day = '', hh = '', mm = '', ss = ''] = m
+    year = Number(m[6])
+  } else {
+    return undefined
+  }
+  const d = Number(day)
+  const mon = MONTHS.indexOf(month)
+  const [h, min, sec] = [Number(hh), Number(mm), Number(ss)]
+  if (h > 23 || min > 59 || sec > 60) return undefined
+  const ms = Date.UTC(year, mon, d, h, min, Math.min(sec, 59))
+  // Date.UTC rolls 31 Feb over into March: such a date is not a date.
+  return new Date(ms).getUTCDate() === d ? ms : undefined
 }
 
 /**
- * §5.1: the Age field's value in whole seconds. A list keeps its first member; a value that is
- * not a non-negative integer is ignored (0).
+ * §5.1: the Age field's value in whole seconds. "If the field value is invalid (e.g., it
+ * contains a list or something other than a non-negative integer), a cache SHOULD ignore the
+ * field": a list, repeated lines, a sign, a fraction or any other text count as no Age (0).
  */
 function ageValue (headers: HeaderMap): number {
   const raw = getRawHeader(headers, 'age')
-  const first = (Array.isArray(raw) ? raw[0] : raw)?.split(',')[0]?.trim()
-  if (first === undefined || !/^\d+$/.test(first)) return 0
-  return Math.min(Number(first), 2 ** 31)
+  if (typeof raw !== 'string') return 0
+  const value = raw.trim()
+  if (!/^\d+$/.test(value)) return 0
+  // §1.2.2: a delta too large to represent is 2^31.
+  return Math.min(Number(value), 2 ** 31)
 }

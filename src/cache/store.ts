@@ -123,7 +123,7 @@ export class ResponseCache {
    * under a different Vary: the newest response says what the URL varies on.
    */
   set (req: CacheRequest, entry: CachedEntry): boolean {
-    if (req.method !== 'GET' || !(entry.ttlMs > 0) || this.#maxEntries < 1) return false
+    if (req.method !== 'GET' || !(entry.ttlMs > 0) || this.#maxEntries < 1 || entry.source?.live === false) return false
     const primary = primaryKey(req)
     if (primary === undefined || entry.body.length > this.#maxObjectBytes) return false
     const key = variantKey(primary, secondaryKey(entry))
@@ -152,6 +152,28 @@ export class ResponseCache {
       this.#emit('invalidated', key)
     }
     return keys.length
+  }
+
+  /**
+   * Drops every entry whose content revision no longer has a live target in its pool
+   * (coherence.ts); returns how many. A scan of the store, run when a revision leaves a pool,
+   * never per request.
+   */
+  dropIncoherent (): number {
+    return this.dropWhere((entry) => entry.source?.live === false)
+  }
+
+  /** Drops every entry `drop` picks (a scan: for clears and purges, never per request); returns how many. */
+  dropWhere (drop: (entry: CachedEntry, primary: string) => boolean): number {
+    const dead: string[] = []
+    for (const [key, slot] of this.#lru.entries()) {
+      if (drop(slot.entry, slot.primary)) dead.push(key)
+    }
+    for (const key of dead) {
+      this.#lru.delete(key)
+      this.#emit('invalidated', key)
+    }
+    return dead.length
   }
 
   /** Drops everything (a new content revision was published). Counters are kept. */
@@ -204,10 +226,17 @@ export class ResponseCache {
     let best: string | undefined
     let bestAt = -Infinity
     let dead: string[] | undefined
+    let incoherent: string[] | undefined
     for (const key of keys) {
       const slot = this.#lru.peek(key, { allowStale: true })
       if (slot === undefined) continue
       const expires = expiresAt(slot)
+      // Its revision left the pool (coherence.ts): never served again, fresh or not. Normally
+      // dropped already by dropIncoherent(); this one boolean read is the hit path's guarantee.
+      if (slot.entry.source?.live === false) {
+        (incoherent ??= []).push(key)
+        continue
+      }
       if (now >= expires + this.#staleMs) {
         // Past any use (after the loop: removing from the set being iterated would skip keys).
         (dead ??= []).push(key)
@@ -224,6 +253,12 @@ export class ResponseCache {
       for (const key of dead) {
         this.#lru.delete(key)
         this.#note('expired', key)
+      }
+    }
+    if (incoherent !== undefined) {
+      for (const key of incoherent) {
+        this.#lru.delete(key)
+        this.#emit('invalidated', key)
       }
     }
     return best

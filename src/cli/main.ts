@@ -16,7 +16,8 @@ const runners: Record<CommandName, () => Promise<Runner>> = {
   replica: async () => (await import('./replica-command.js')).run,
   register: async () => (await import('./register-command.js')).run,
   dev: async () => (await import('./dev-command.js')).run,
-  status: async () => (await import('./status-command.js')).run
+  status: async () => (await import('./status-command.js')).run,
+  purge: async () => (await import('./purge-command.js')).run
 }
 
 export const EXIT_CODES = `

@@ -15,6 +15,7 @@ import { EphemeralNode, ZkSession } from '../zk/index.js'
 import { TargetSet, type Snapshot, type TargetInfo } from '../registry/target-set.js'
 import { RequestCounter } from '../registry/request-counter.js'
 import { watchRevision } from '../registry/cache-age.js'
+import { publishPurge, purgeAcl, watchPurges } from '../registry/purges.js'
 import { Router } from '../proxy/router.js'
 import type { TunnelStats } from '../proxy/tunnel.js'
 import { ProxyMetrics, type MetricsJson, type RuntimeView } from '../admin/metrics.js'
@@ -97,10 +98,17 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
     if (m !== undefined) for (const s of slots) sendTo(s.worker, m)
   })
   const revisionWatch = watchRevision(session, cfg.cacheAgePath, log, (revision, previous) => {
-    if (cfg.cacheTtlSec === 0) return
-    const m: ToWorker = { type: 'zkproxy:cache-clear', reason: `revision ${previous ?? '(none)'} → ${revision ?? '(none)'}` }
+    if (cfg.cacheTtlSec === 0 || revision === undefined) return
+    const m: ToWorker = { type: 'zkproxy:revision', revision, previous }
     for (const s of slots) sendTo(s.worker, m)
   })
+  // Fleet-wide purges reach every worker's cache through the one watch here.
+  const purgeWatch = cfg.cacheTtlSec === 0
+    ? undefined
+    : watchPurges(session, cfg.purgePath, log, (event) => {
+      const m: ToWorker = { type: 'zkproxy:purge', filter: event.filter, reason: event.widened === undefined ? `purge ${event.sequence}` : `purge ${event.sequence} (${event.widened}: everything)` }
+      for (const s of slots) sendTo(s.worker, m)
+    })
 
   // ---- the workers' reports: count deltas into the counter, in-flight into the router's rows ----
   const perTargetSum = (pick: (s: Slot) => Map<string, number>): Map<string, number> => {
@@ -240,7 +248,9 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
     get closing () { return stopping },
     tunnels: { stats: () => NO_TUNNELS, perTarget: () => perTargetSum(s => s.tunnels) }
   }
-  const runtimeView: RuntimeView = { url: publicUrl, id, session, router, counter, targets, cache: undefined, listener: listenerView }
+  const purgeAclEntries = cfg.zkAcl === undefined ? undefined : purgeAcl(cfg.zkAcl)
+  const purge = async (filter: { host?: string, prefix?: string }): Promise<number> => await publishPurge(session, cfg.purgePath, filter, { logger: log, acl: purgeAclEntries })
+  const runtimeView: RuntimeView = { url: publicUrl, id, session, router, counter, targets, cache: undefined, listener: listenerView, purge }
   metrics?.observe(runtimeView)
   const workerRows = (): WorkerRow[] => slots.map(s => ({
     slot: s.index,
@@ -256,6 +266,7 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
   } catch (err) {
     stopping = true
     revisionWatch.close()
+    purgeWatch?.close()
     for (const s of slots) s.worker?.process.kill('SIGKILL')
     throw err
   }
@@ -301,6 +312,7 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
     await counter.stop()
     await announce.stop()
     revisionWatch.close()
+    purgeWatch?.close()
     targets.close()
     admission.close()
     await admin?.close()

@@ -13,7 +13,9 @@ import { Router } from '../proxy/router.js'
 import { createProxyServer, type ProxyServer } from '../proxy/server.js'
 import { createAccessLogger } from './logger.js'
 import { CacheStage } from '../proxy/cache-stage.js'
+import { RevisionLiveness } from '../cache/index.js'
 import { watchRevision } from '../registry/cache-age.js'
+import { publishPurge, purgeAcl, watchPurges, type PurgeWatch } from '../registry/purges.js'
 import { ProxyMetrics } from '../admin/metrics.js'
 import { startAdmin, type AdminServer } from '../admin/server.js'
 import { nodeAcls, securePath } from '../registry/acl-policy.js'
@@ -28,6 +30,8 @@ export interface ProxyRuntime {
   readonly counter: RequestCounter
   readonly targets: TargetSet
   readonly cache: CacheStage | undefined
+  /** The fleet-wide purges applied (absent with the cache off). */
+  readonly purges: PurgeWatch | undefined
   /** Absent with `--admin off`: nothing could read them, so nothing is recorded per request. */
   readonly metrics: ProxyMetrics | undefined
   readonly admin: AdminServer | undefined
@@ -40,7 +44,10 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   const trustForwarded = trustedPeers(cfg)
   const session = new ZkSession({ connect: cfg.zk, sessionTimeoutMs: cfg.sessionTimeoutMs, logger: log, auth: cfg.zkAuth })
   const counter = new RequestCounter({ session, targetsPath: cfg.targetsPath, flushMs: cfg.countFlushMs, logger: log })
+  // The live revisions of each pool, kept by the router, read by the cache on every hit.
+  const liveness = new RevisionLiveness()
   const router = new Router({
+    liveness,
     // counter.update() runs before router.update() for every snapshot, so the cell exists.
     countFor: (t) => counter.cell(t.name) ?? (() => { throw new Error(`no count cell for ${t.name}`) })()
   })
@@ -54,13 +61,21 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   // Metrics are recorded only where the admin listener can serve them: with `--admin off` the
   // request path carries no counters, histograms or timestamps at all.
   const metrics = cfg.admin === undefined ? undefined : new ProxyMetrics()
-  const cache = createCache(cfg, log, trustForwarded)
+  const cache = createCache(cfg, log, trustForwarded, liveness)
   // Clear the cache when the content revision changes to a different value (not on the
-  // first read, and not when a restarting replica writes the same revision again).
+  // first read, and not when a restarting replica writes the same revision again): the entries
+  // of the pools carrying the new revision (cache-stage.ts).
   const revisionWatch = watchRevision(session, cfg.cacheAgePath, log, (revision, previous) => {
-    if (cache === undefined) return
-    cache.clear(`revision ${previous ?? '(none)'} → ${revision ?? '(none)'}`)
+    if (cache === undefined || revision === undefined) return
+    cache.revisionChanged(revision, previous)
   })
+
+  // Fleet-wide purges (zkproxy purge, POST /purge on any proxy's admin listener).
+  const purgeWatch = cache === undefined
+    ? undefined
+    : watchPurges(session, cfg.purgePath, log, (event) => {
+      cache.purge(event.filter, event.widened === undefined ? `purge ${event.sequence}` : `purge ${event.sequence} (${event.widened}: everything)`)
+    })
 
   const server = createProxyServer({
     router,
@@ -75,7 +90,9 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   })
   const url = await listen(server, cfg)
   const id = cfg.id ?? `${hostname()}:${new URL(url).port}`
-  const runtimeView = { url, id, session, router, counter, targets, cache, listener: server }
+  const purgeAclEntries = cfg.zkAcl === undefined ? undefined : purgeAcl(cfg.zkAcl)
+  const purge = async (filter: { host?: string, prefix?: string }): Promise<number> => await publishPurge(session, cfg.purgePath, filter, { logger: log, acl: purgeAclEntries })
+  const runtimeView = { url, id, session, router, counter, targets, cache, listener: server, purge }
   metrics?.observe(runtimeView)
   let admin: AdminServer | undefined
   try {
@@ -83,6 +100,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   } catch (err) {
     // Nothing else has started yet: close the public listener so the process can exit 2.
     revisionWatch.close()
+    purgeWatch?.close()
     await server.close(0)
     throw err
   }
@@ -110,20 +128,25 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     await counter.stop()
     await announce.stop()
     revisionWatch.close()
+    purgeWatch?.close()
     targets.close()
     admission.close()
     await admin?.close()
     await session.close()
   }
-  return { url, id, server, session, router, counter, targets, cache, metrics, admin, stop: async () => { stopping ??= stop(); await stopping } }
+  return { url, id, server, session, router, counter, targets, cache, purges: purgeWatch, metrics, admin, stop: async () => { stopping ??= stop(); await stopping } }
 }
 
 /** The cache stage the flags ask for; undefined with --cache-ttl 0 (no layer on the request path). */
-export function createCache (cfg: ProxyConfig, log: Logger, trustForwarded: ((address: string) => boolean) | undefined): CacheStage | undefined {
+export function createCache (cfg: ProxyConfig, log: Logger, trustForwarded: ((address: string) => boolean) | undefined,
+  liveness: RevisionLiveness): CacheStage | undefined {
+  // --cache-ttl 0 turns the cache off entirely (no stage on the request path).
   if (cfg.cacheTtlSec === 0) return undefined
   return new CacheStage({
     ttlSec: cfg.cacheTtlSec,
     defaultTtlSec: cfg.cacheDefaultTtlSec,
+    targetedField: cfg.cdnCacheControlField,
+    liveness,
     maxEntries: cfg.cacheMaxEntries,
     maxBytes: cfg.cacheMaxBytes,
     maxObjectBytes: cfg.cacheMaxObjectBytes,

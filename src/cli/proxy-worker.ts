@@ -7,6 +7,7 @@ import cluster from 'node:cluster'
 import type { ProxyConfig } from '../config.js'
 import { Router } from '../proxy/router.js'
 import { createAccessLogger } from './logger.js'
+import { RevisionLiveness } from '../cache/index.js'
 import { createProxyServer } from '../proxy/server.js'
 import { ProxyMetrics } from '../admin/metrics.js'
 import { createCache, listen } from './proxy-runtime.js'
@@ -24,10 +25,12 @@ export async function runWorker (cfg: ProxyConfig, ctx: CliContext): Promise<voi
   }
 
   const counts = new WorkerCounts()
-  const router = new Router({ countFor: (t) => counts.cellFor(t) })
+  // Each worker judges revision coherence from the snapshots it is sent, like one process does.
+  const liveness = new RevisionLiveness()
+  const router = new Router({ countFor: (t) => counts.cellFor(t), liveness })
   const metrics = cfg.admin === undefined ? undefined : new ProxyMetrics({ part: 'path' })
   const trustForwarded = trustedPeers(cfg)
-  const cache = createCache(cfg, log, trustForwarded)
+  const cache = createCache(cfg, log, trustForwarded, liveness)
   let server
   try {
     const tlsMaterial = await loadTls(cfg)
@@ -71,8 +74,11 @@ export async function runWorker (cfg: ProxyConfig, ctx: CliContext): Promise<voi
         counts.update(m.targets)
         router.update(m.targets)
         break
-      case 'zkproxy:cache-clear':
-        cache?.clear(m.reason)
+      case 'zkproxy:revision':
+        cache?.revisionChanged(m.revision, m.previous)
+        break
+      case 'zkproxy:purge':
+        cache?.purge(m.filter, m.reason)
         break
       case 'zkproxy:metrics-request':
         if (metrics === undefined) break

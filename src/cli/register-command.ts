@@ -28,7 +28,7 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
   const url = backend.origin
   const port = backend.port === '' ? (backend.protocol === 'https:' ? 443 : 80) : Number(backend.port)
   const name = config.name ?? defaultTargetName(backend.hostname, port)
-  const rev = await contentRevision({ revision: config.revision, startedAt })
+  const rev = await contentRevision({ revision: config.revision })
 
   // Built (not started) first: it validates name, url and revision before anything is logged.
   const session = new ZkSession({ connect: config.zk, sessionTimeoutMs: config.sessionTimeoutMs, logger: log, auth: config.zkAuth })

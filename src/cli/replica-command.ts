@@ -36,7 +36,7 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
   const log = ctx.logger
   const startedAt = new Date()
   await checkDir(config.dir)
-  const rev = await contentRevision({ revision: config.revision, dir: config.dir, startedAt })
+  const rev = await contentRevision({ revision: config.revision, dir: config.dir })
   const advertised = advertisedHost(config.host)
 
   let draining = false

@@ -1,16 +1,19 @@
 // What the primary and its workers say to each other over the cluster's IPC channel (`--workers
 // N`). The primary holds the one ZooKeeper session: it sends each worker the targets (with the
-// counts it knows) and cache clears; workers send back what they routed, in batches, and answer
+// counts it knows), revision changes and purges; workers send back what they routed, in batches, and answer
 // metrics scrapes. Plain JSON values only: the channel serializes with JSON.
 import type { TargetInfo } from '../registry/target-set.js'
+import type { PurgeFilter } from '../purge-filter.js'
 import type { MetricsJson } from '../admin/metrics.js'
 
 /** Primary → worker. */
 export type ToWorker =
   /** The latest snapshot's targets; `requests` is the primary's total (ZooKeeper + unflushed). */
   | { readonly type: 'zkproxy:targets', readonly targets: readonly TargetInfo[] }
-  /** The content revision changed: drop the whole cache. */
-  | { readonly type: 'zkproxy:cache-clear', readonly reason: string }
+  /** `/cacheAge` changed: the worker's cache clears the pools carrying the new revision. */
+  | { readonly type: 'zkproxy:revision', readonly revision: string, readonly previous: string | undefined }
+  /** A fleet-wide purge to apply (the primary watches the purge log). */
+  | { readonly type: 'zkproxy:purge', readonly filter: PurgeFilter, readonly reason: string }
   /** Scrape: answer with `zkproxy:metrics` and the same id. */
   | { readonly type: 'zkproxy:metrics-request', readonly id: number }
   /** Graceful stop: drain (--drain-ms), send the last report, exit. */

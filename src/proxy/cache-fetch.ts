@@ -9,7 +9,10 @@
 // the old content, so it is passed on but not stored. `#seq` numbers those events; a miss
 // remembers the number when it started and compares at store time.
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { createEntry, evaluate, isResponseVerdict, primaryKey, type CacheRequest, type CachedEntry, type HeaderMap, type ResponseCache, type Storable } from '../cache/index.js'
+import {
+  createEntry, evaluate, isResponseVerdict, primaryKey, type CacheRequest, type CachedEntry, type HeaderMap, type ResponseCache, type RevisionCell,
+  type RevisionLiveness, type Storable
+} from '../cache/index.js'
 import type { ResponseRecorder } from './exchange.js'
 import { PreparedResponse } from './cache-respond.js'
 import { fieldMap, setField } from './headers.js'
@@ -22,6 +25,8 @@ export interface MissFetcherOptions {
   readonly now: () => number
   readonly cacheTtlSec: number
   readonly defaultTtlSec: number
+  /** The targeted cache-control field obeyed first (RFC 9213); absent: CDN-Cache-Control. */
+  readonly targetedField?: string
   /** The copy of a body is given up past this size (the store would refuse it anyway). */
   readonly maxObjectBytes: number
   /** A response was stored. */
@@ -36,6 +41,8 @@ export interface MissFetcherOptions {
   readonly serveStale: (request: CacheRequest, res: ServerResponse) => boolean
   /** --trust-proxy: whose X-Forwarded-Host the forwarder passes on as sent. */
   readonly trustForwarded?: (peerAddress: string) => boolean
+  /** Which (pool, revision) pairs have a live target; absent: entries carry no revision. */
+  readonly liveness?: RevisionLiveness | undefined
 }
 
 /** Misses for one URL in flight, and the last invalidation that happened while they were. */
@@ -59,6 +66,7 @@ interface Keepable {
   readonly headers: HeaderMap
   readonly decision: Storable
   readonly now: number
+  readonly source: RevisionCell | undefined
 }
 
 // RFC 5861 §4: "an error is any situation that would result in a 500, 502, 503, or 504".
@@ -99,7 +107,7 @@ export class MissFetcher {
     let chunks: Buffer[] | undefined
     let size = 0
     return {
-      head: (status, fields) => {
+      head: (status, fields, _headers, target, pool) => {
         // Called again after a failover (the first target's head could not be passed on).
         chunks = undefined
         size = 0
@@ -111,7 +119,11 @@ export class MissFetcher {
         setField(fields, 'x-cache', 'MISS')
         // A first target's head already settled this miss (its waiters went their own way, and
         // its URL is no longer tracked for invalidations): this response is passed on only.
-        keep = ticket.settled() ? undefined : this.#keepable(request, req.socket.remoteAddress ?? '', status, headers, mayStore)
+        const source = this.#opts.liveness?.cell(pool.key, target.info.revision)
+        if (status === 304 && !ticket.settled() && mayStore()) this.#freshen(request, req.socket.remoteAddress ?? '', headers, source)
+        keep = ticket.settled()
+          ? undefined
+          : this.#keepable(request, req.socket.remoteAddress ?? '', status, headers, mayStore, source)
         if (keep === undefined) finish(undefined)
         else chunks = []
         return true
@@ -187,12 +199,44 @@ export class MissFetcher {
     return { finish, settled, mayStore }
   }
 
+  /**
+   * RFC 9111 §4.3.4: a 304 to a conditional request that went upstream (the client's own
+   * validators) freshens the stored response it validates: "the cache MUST ... use other header
+   * fields provided in the 304 (Not Modified) response to replace all instances of the
+   * corresponding header fields in the stored response" (§3.2; Content-Length excepted). Which
+   * stored response: the one whose strong ETag equals the 304's strong ETag; else, with a weak
+   * ETag or a Last-Modified, the one carrying the same; else, with no validator at all, a stored
+   * response that has none either. The 304 itself goes to the client unchanged.
+   */
+  #freshen (request: CacheRequest, peer: string, headers: HeaderMap, source: RevisionCell | undefined): void {
+    const opts = this.#opts
+    const stored = opts.store.getStale(request)?.entry
+    if (stored === undefined || !validates(headers, stored)) return
+    const merged: HeaderMap = { ...stored.headers }
+    for (const [name, value] of Object.entries(headers)) {
+      if (value === undefined || NOT_UPDATED.has(name)) continue
+      merged[name] = value
+    }
+    const now = opts.now()
+    const sent = asSentUpstream(request, peer, opts.trustForwarded)
+    const decision = evaluate(sent, { status: stored.status, headers: merged }, {
+      cacheTtlSec: opts.cacheTtlSec, defaultTtlSec: opts.defaultTtlSec, now, ...(opts.targetedField === undefined ? {} : { targetedField: opts.targetedField })
+    })
+    if (!decision.storable) {
+      // The origin now says it must not be kept (no-store, private …): it is not served again.
+      opts.store.dropWhere((entry) => entry === stored)
+      return
+    }
+    const entry = createEntry({ req: request, status: stored.status, headers: merged, body: stored.body, decision, now, source })
+    if (opts.store.set(request, entry)) opts.onStored(entry, new PreparedResponse(entry))
+  }
+
   /** The response head's storability (RFC 9111 §3) and size; undefined: pass it on, keep nothing. */
-  #keepable (request: CacheRequest, peer: string, status: number, headers: HeaderMap, mayStore: () => boolean): Keepable | undefined {
+  #keepable (request: CacheRequest, peer: string, status: number, headers: HeaderMap, mayStore: () => boolean, source: RevisionCell | undefined): Keepable | undefined {
     const opts = this.#opts
     const now = opts.now()
     const decision = evaluate(asSentUpstream(request, peer, opts.trustForwarded), { status, headers }, {
-      cacheTtlSec: opts.cacheTtlSec, defaultTtlSec: opts.defaultTtlSec, now
+      cacheTtlSec: opts.cacheTtlSec, defaultTtlSec: opts.defaultTtlSec, now, ...(opts.targetedField === undefined ? {} : { targetedField: opts.targetedField })
     })
     const declared = headers['content-length']
     if (!decision.storable) {
@@ -203,7 +247,7 @@ export class MissFetcher {
       this.#unstorable(request, mayStore)
       return undefined
     }
-    return { status, headers, decision, now }
+    return { status, headers, decision, now, source }
   }
 
   /** The response says its URL cannot be stored; old news after a clear or an invalidation. */
@@ -218,7 +262,7 @@ export class MissFetcher {
       return
     }
     this.#opts.onVerdict?.(request, true)
-    const entry = createEntry({ req: request, status: keep.status, headers: keep.headers, body, decision: keep.decision, now: keep.now })
+    const entry = createEntry({ req: request, status: keep.status, headers: keep.headers, body, decision: keep.decision, now: keep.now, source: keep.source })
     const prepared = new PreparedResponse(entry)
     if (this.#opts.store.set(request, entry)) this.#opts.onStored(entry, prepared)
     // Storable by policy even if the bounds refused it: waiters may share it.
@@ -236,18 +280,38 @@ export class MissFetcher {
   }
 }
 
+// §3.2: fields a 304 does not update in the stored response (its own framing and ours).
+const NOT_UPDATED: ReadonlySet<string> = new Set(['content-length', 'x-cache', 'age', 'transfer-encoding', 'content-encoding'])
+
+/** §4.3.4: whether a 304's validators select `stored` for updating. */
+function validates (headers: HeaderMap, stored: CachedEntry): boolean {
+  const etag = typeof headers['etag'] === 'string' ? headers['etag'].trim() : undefined
+  const lastModified = typeof headers['last-modified'] === 'string' ? headers['last-modified'].trim() : undefined
+  if (etag !== undefined) {
+    if (stored.etag === undefined) return false
+    const weak = etag.startsWith('W/') || stored.etag.trim().startsWith('W/')
+    const a = etag.replace(/^W\//, '')
+    const b = stored.etag.trim().replace(/^W\//, '')
+    // Strong comparison when the 304's validator is strong; weak otherwise.
+    return a === b && (!etag.startsWith('W/') ? !weak : true)
+  }
+  if (lastModified !== undefined) return stored.lastModified?.trim() === lastModified
+  return stored.etag === undefined && stored.lastModified === undefined
+}
+
 /**
  * The request as the upstream saw it, for `evaluate()`: the forwarder replaces a client's
- * X-Forwarded-Host with the downstream Host (headers.ts), so a value the client sent there
- * never reached the origin and must not make the response look poisonable.
+ * X-Forwarded-Host with the downstream Host and strips X-Host (headers.ts), so a value the client
+ * sent there never reached the origin and must not make the response look poisonable.
  */
 function asSentUpstream (request: CacheRequest, peer: string, trust: ((peerAddress: string) => boolean) | undefined): CacheRequest {
   const h = request.headers
-  if (h['x-forwarded-host'] === undefined) return request
+  if (h['x-forwarded-host'] === undefined && h['x-host'] === undefined) return request
   // From a trusted peer it did reach the origin: a value other than Host makes the response
   // unstorable (policy.ts), or one front client's X-Forwarded-Host would pick what all get.
   if (trust?.(peer) === true) return request
-  return { method: request.method, url: request.url, headers: { ...h, 'x-forwarded-host': h.host } }
+  // From anyone else X-Host was stripped (headers.ts STRIPPED_FORWARDING).
+  return { method: request.method, url: request.url, headers: { ...h, 'x-forwarded-host': h.host, 'x-host': undefined } }
 }
 
 /**

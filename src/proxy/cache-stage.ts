@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import {
   Coalescer, DEFAULT_MAX_OBJECT_BYTES, PassMemory, ResponseCache, invalidationTargets, isNotModified, isUnsafeMethod,
-  primaryKeyFor, requestBypassesCache, variantMatches, type CacheRequest, type CacheStats, type CachedEntry
+  primaryKeyFor, requestBypassesCache, variantMatches, type CacheRequest, type CacheStats, type CachedEntry, type PurgeFilter, type RevisionLiveness, purgeMatcher
 } from '../cache/index.js'
 import type { ResponseRecorder } from './exchange.js'
 import { PreparedResponse } from './cache-respond.js'
@@ -45,6 +45,10 @@ export interface CacheTallies {
   invalidated: number
   /** Whole-cache clears (content revision changes). */
   clears: number
+  /** Stored responses dropped because no live target of their pool carries their revision any more. */
+  revisionDrops: number
+  /** Stored responses dropped by fleet-wide purges. */
+  purged: number
 }
 
 export interface CacheStageOptions {
@@ -52,6 +56,8 @@ export interface CacheStageOptions {
   readonly ttlSec: number
   /** `--cache-default-ttl`: freshness for responses without explicit freshness; 0 = heuristic only. */
   readonly defaultTtlSec?: number
+  /** `--cdn-cache-control-field`: the targeted field obeyed first (RFC 9213), lower-case; '' none. */
+  readonly targetedField?: string
   readonly maxEntries: number
   readonly maxBytes: number
   readonly maxObjectBytes?: number
@@ -64,6 +70,11 @@ export interface CacheStageOptions {
   readonly now?: () => number
   /** --trust-proxy: peers whose X-Forwarded-Host reaches the origin as sent (headers.ts). */
   readonly trustForwarded?: (peerAddress: string) => boolean
+  /**
+   * The live revisions per pool, kept by the router: each stored response remembers the pool and
+   * revision that produced it and is dropped once no live target of that pool carries it.
+   */
+  readonly liveness?: RevisionLiveness
 }
 
 export interface CacheStageStats extends CacheStats, Readonly<CacheTallies> {
@@ -84,6 +95,8 @@ interface MissWays {
 /** The next stage: balance and exchange, with the recorder for the response (none: untouched). */
 export type Forward = (recorder: ResponseRecorder | undefined) => void
 
+/** How long a new /cacheAge revision waits for a target carrying it before it clears everything. */
+const REVISION_GRACE_MS = 2000
 /** Uncacheable keys remembered at most (pass-memory.ts), and their total length. */
 const PASS_MEMORY_KEYS = 10_000
 const PASS_MEMORY_CHARS = 4 * 1024 * 1024
@@ -97,10 +110,12 @@ export class CacheStage {
   readonly #passes: PassMemory
   readonly #prepared = new WeakMap<CachedEntry, PreparedResponse>()
   readonly #t: CacheTallies = {
-    hits: 0, misses: 0, stale: 0, bypasses: { method: 0, 'request-no-cache': 0, precondition: 0 }, stored: 0, storedBytes: 0, coalesced: 0, invalidated: 0, clears: 0
+    hits: 0, misses: 0, stale: 0, bypasses: { method: 0, 'request-no-cache': 0, precondition: 0 }, stored: 0, storedBytes: 0, coalesced: 0, invalidated: 0, clears: 0, revisionDrops: 0, purged: 0
   }
 
   readonly #log: Logger
+  readonly #liveness: RevisionLiveness | undefined
+  #pendingRevision: { cancel: () => void } | undefined
   readonly #now: () => number
   readonly #coalesceTimeoutMs: number
 
@@ -108,6 +123,7 @@ export class CacheStage {
     this.#now = opts.now ?? Date.now
     this.#coalesceTimeoutMs = opts.coalesceTimeoutMs
     this.#log = opts.logger
+    this.#liveness = opts.liveness
     this.#store = new ResponseCache({
       maxEntries: opts.maxEntries,
       maxBytes: opts.maxBytes,
@@ -123,6 +139,7 @@ export class CacheStage {
       now: this.#now,
       cacheTtlSec: opts.ttlSec,
       defaultTtlSec: opts.defaultTtlSec ?? 0,
+      ...(opts.targetedField === undefined ? {} : { targetedField: opts.targetedField }),
       maxObjectBytes: Math.min(opts.maxObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES, opts.maxBytes),
       onStored: (entry, prepared) => {
         this.#prepared.set(entry, prepared)
@@ -136,7 +153,15 @@ export class CacheStage {
         if (storable) this.#passes.forget(key)
         else this.#passes.remember(key)
       },
-      ...(opts.trustForwarded === undefined ? {} : { trustForwarded: opts.trustForwarded })
+      ...(opts.trustForwarded === undefined ? {} : { trustForwarded: opts.trustForwarded }),
+      liveness: opts.liveness
+    })
+    // A revision left a pool: its entries are dropped now, not only when next asked for (a hit
+    // would skip them anyway), so they stop holding memory and the figures say what is servable.
+    opts.liveness?.onDied((dead) => {
+      const dropped = this.#store.dropIncoherent()
+      this.#t.revisionDrops += dropped
+      if (dropped > 0) this.#log.info({ dropped, gone: dead.map((c) => ({ pool: c.pool, revision: c.revision ?? null })) }, 'cache entries of a departed revision dropped')
     })
   }
 
@@ -194,7 +219,70 @@ export class CacheStage {
     }, true)
   }
 
-  /** Drops every stored response (a new content revision was published). */
+  /**
+   * `/cacheAge` changed to `revision`: drops the entries of the pools whose live targets carry
+   * it (the app being deployed), so a deploy of one app keeps every other app's entries. When
+   * no pool carries it yet (the proxy may read /cacheAge before the new target's znode), waits
+   * for a snapshot that shows one, up to REVISION_GRACE_MS; a revision no target ever carries
+   * (written by hand) clears everything, as /cacheAge always did.
+   */
+  revisionChanged (revision: string, previous: string | undefined): void {
+    const liveness = this.#liveness
+    const reason = `revision ${previous ?? '(none)'} → ${revision}`
+    this.#pendingRevision?.cancel()
+    this.#pendingRevision = undefined
+    if (liveness === undefined) {
+      this.clear(reason)
+      return
+    }
+    // Responses requested before now may be the old content, wherever they go.
+    this.#fetcher.noteCleared()
+    if (this.#clearPools(liveness.carriers(revision), reason)) return
+    // Pending until a snapshot shows a carrier, the grace ends, or a newer revision replaces it
+    // (each of which cancels it: the timer and the subscription are set up right below).
+    const pending = {
+      cancel: (): void => {
+        clearTimeout(timer)
+        off()
+        if (this.#pendingRevision === pending) this.#pendingRevision = undefined
+      }
+    }
+    const timer = setTimeout(() => {
+      pending.cancel()
+      this.clear(`${reason} (carried by no live target)`)
+    }, REVISION_GRACE_MS)
+    timer.unref()
+    const off = liveness.onUpdate(() => { if (this.#clearPools(liveness.carriers(revision), reason)) pending.cancel() })
+    this.#pendingRevision = pending
+  }
+
+  /** Drops the entries stored from `pools`; false when there are none to name. */
+  #clearPools (pools: readonly string[], reason: string): boolean {
+    if (pools.length === 0) return false
+    const named = new Set(pools)
+    const dropped = this.#store.dropWhere((entry) => entry.source === undefined || named.has(entry.source.pool))
+    this.#passes.clear()
+    this.#t.clears++
+    this.#log.info({ reason, pools, entries: dropped }, 'cache cleared for a new revision')
+    return true
+  }
+
+  /**
+   * A fleet-wide purge (docs/cache.md "Purge"): drops the entries it names (no filter:
+   * everything); responses in flight are passed on but not stored, as they may be the purged
+   * content. Returns how many entries were dropped.
+   */
+  purge (filter: PurgeFilter, reason: string): number {
+    this.#fetcher.noteCleared()
+    const matches = purgeMatcher(filter)
+    const dropped = this.#store.dropWhere((_entry, primary) => matches(primary))
+    this.#passes.clear()
+    this.#t.purged += dropped
+    this.#log.info({ reason, filter, entries: dropped }, 'cache purged')
+    return dropped
+  }
+
+  /** Drops every stored response. */
   clear (reason: string): void {
     this.#fetcher.noteCleared()
     const { entries, bytes } = this.#store.stats()

@@ -41,8 +41,10 @@ export interface ResponseRecorder {
    * The final response head; `fields` is the flat list the client gets, and it may add to it.
    * False: it answered the client itself (a stale copy instead of an upstream error), and the
    * upstream body is read and dropped. Called again for the next target after a failover.
+   * `target` answered, as a member of `pool`: a stored copy remembers both, so it is served
+   * only while that pool still has a target at the same content revision.
    */
-  head: (status: number, fields: string[], headers: ResponseHeaders) => boolean
+  head: (status: number, fields: string[], headers: ResponseHeaders, target: LiveTarget, pool: Pool) => boolean
   data: (chunk: Buffer) => void
   end: () => void
   /** No target answered (none live, all failed, or a timeout); true when it answered the client. */
@@ -204,8 +206,30 @@ export class Exchange {
     this.#ctx.hooks?.onUpstreamResponse?.(a.target, status)
     const fields = downstreamFields(headers)
     const recorder = this.#init.recorder
-    if (recorder !== undefined && !recorder.head(status, fields, headers)) return undefined
+    if (recorder !== undefined && !recorder.head(status, fields, headers, a.target, this.#init.pool)) return undefined
     return fields
+  }
+
+  /**
+   * An interim (1xx) response from the target, passed on before the final head: 103 Early Hints
+   * with its Link fields, 102 Processing. Not to an HTTP/1.0 client (RFC 9110 §15.2: a server
+   * "MUST NOT send a 1xx response to an HTTP/1.0 client"), not once the final head went out,
+   * and other 1xx codes (100 is the proxy's own business with its client) are dropped.
+   */
+  interim (status: number, headers: ResponseHeaders): void {
+    const res = this.#res
+    if (res.headersSent || this.#req.httpVersionMajor !== 1 || this.#req.httpVersionMinor < 1 || res.destroyed) return
+    try {
+      if (status === 102) {
+        res.writeProcessing()
+      } else if (status === 103) {
+        const link = headers['link']
+        if (link !== undefined && link !== '') res.writeEarlyHints({ link })
+      }
+    } catch (err) {
+      // A hint that Node refuses to write (an odd Link value) is only a hint.
+      this.#ctx.log.debug({ err, status }, 'interim response not passed on')
+    }
   }
 
   /** Writes the held head; false when Node refuses it (undici's parser is more lenient). */
@@ -359,8 +383,13 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: ResponseHeaders): void {
-    // 1xx informational responses are not passed on (the final response follows).
-    if (statusCode < 200 || !this.#exchange.isCurrent(this)) return
+    if (!this.#exchange.isCurrent(this)) return
+    // RFC 9110 §15.2: a 1xx is interim, the final response follows. It is never taken for the
+    // final one, never reaches the recorder (so never stored), and is passed on where it can be.
+    if (statusCode < 200) {
+      this.#exchange.interim(statusCode, headers)
+      return
+    }
     if (statusCode > 599) {
       // RFC 9110 §15 defines 100-599; a status outside is a broken response (nginx: 502 too).
       const err = new Error(`the target answered with status ${statusCode}`)

@@ -5,7 +5,8 @@
 // replaced, unless the peer is a --trust-proxy address) and Via. Host: the client's, unchanged
 // (as Traefik and Caddy do: virtual hosts, absolute redirects and cookies keep working), or with
 // --upstream-host target the target's own host:port (nginx's default); X-Forwarded-Host carries
-// the client's Host either way.
+// the client's Host either way. Every other forwarding or identity field is stripped unless the
+// peer is trusted, and underscore spellings always (STRIPPED_FORWARDING; docs/cache.md).
 import type { IncomingHttpHeaders } from 'node:http'
 
 // RFC 9110 §7.6.1 plus the de-facto ones; `expect` and `upgrade` are also refused by undici.
@@ -13,6 +14,26 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trail
 const HOP_BY_HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP)
 
 export const VIA = '1.1 zkproxy'
+
+/**
+ * Forwarding and client-identity fields other than the X-Forwarded-For/-Proto/-Host the proxy
+ * sets itself. Frameworks honour them (Rack: X-Forwarded-Scheme/-Port/-Ssl; Spring and Express:
+ * Forwarded, X-Forwarded-Prefix/-Port; Symfony and many PHP apps: X-Forwarded-Port/-Prefix,
+ * X-Original-Host; logging and rate limits: X-Real-IP and the *-Client-IP family), and none is
+ * part of the cache key, so a client's value could choose what the origin builds into a page
+ * every other client is then served from the cache. They are stripped, unless the peer is a
+ * --trust-proxy address (a front proxy that sets them for every client alike). X-Forwarded-For
+ * (appended to), X-Forwarded-Proto and X-Forwarded-Host (replaced) carry what the origin needs.
+ * Fields with an underscore in their name are dropped whoever sends them (nginx's default):
+ * CGI, WSGI and PHP turn `X_Forwarded_Host` into the same variable as `X-Forwarded-Host`.
+ */
+export const STRIPPED_FORWARDING: ReadonlySet<string> = new Set([
+  'forwarded',
+  'x-forwarded-scheme', 'x-forwarded-ssl', 'x-forwarded-protocol', 'x-url-scheme', 'front-end-https',
+  'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-path', 'x-forwarded-uri',
+  'x-original-host', 'x-host', 'x-forwarded-server-host',
+  'x-real-ip', 'x-client-ip', 'true-client-ip', 'x-cluster-client-ip', 'client-ip', 'cf-connecting-ip', 'fastly-client-ip'
+])
 
 const NONE: readonly string[] = Object.freeze([])
 
@@ -52,6 +73,7 @@ export function upstreamHeaderList (headers: IncomingHttpHeaders, client: string
         continue
     }
     if (HOP_BY_HOP_SET.has(name) || (named.length > 0 && named.includes(name))) continue
+    if (name.includes('_') || (!trustedPeer && STRIPPED_FORWARDING.has(name))) continue
     const value = headers[name]!
     if (typeof value === 'string') out.push(name, value)
     else for (const v of value) out.push(name, v)

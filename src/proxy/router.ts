@@ -10,6 +10,7 @@ import { LeastUsedStrategy } from '../balancer/least-used.js'
 import { DEFAULT_POOL_KEY, RouteTable } from '../balancer/route-table.js'
 import type { TargetState, Clock, RandomSource } from '../balancer/types.js'
 import { stripPathPrefix, type Route } from '../routes.js'
+import type { RevisionLiveness } from '../cache/index.js'
 
 /** What the router needs to know of a target (a subset of the registry's TargetInfo). */
 export interface RoutableTarget {
@@ -120,6 +121,8 @@ export interface RouterOptions {
   readonly random?: RandomSource
   readonly ejectBaseMs?: number
   readonly ejectMaxMs?: number
+  /** Told the live revisions of each pool after every snapshot (the cache's coherence). */
+  readonly liveness?: RevisionLiveness | undefined
 }
 
 export class Router {
@@ -173,6 +176,24 @@ export class Router {
     this.#hasView = true
     this.ejections.prune(new Set(byName.keys()))
     if (reshaped) this.#rebuildPools()
+    this.#publishRevisions()
+  }
+
+  /**
+   * Each pool's live revisions, for the cache: O(targets) per snapshot, so that a hit needs one
+   * boolean read (coherence.ts). A target's revision may change without a re-shape (its znode
+   * data rewritten), so this runs for every snapshot, not only when pools are rebuilt.
+   */
+  #publishRevisions (): void {
+    const liveness = this.#opts.liveness
+    if (liveness === undefined) return
+    const pools = new Map<string, Set<string | undefined>>()
+    for (const [key, pool] of this.#pools) {
+      const revisions = new Set<string | undefined>()
+      for (const t of pool.targets) revisions.add(t.info.revision)
+      pools.set(key, revisions)
+    }
+    liveness.update(pools)
   }
 
   /**

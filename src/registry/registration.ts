@@ -26,7 +26,8 @@ export interface RegistrationOptions {
   readonly name: string
   /** The origin proxies route to, e.g. http://10.0.0.5:4000. */
   readonly url: string
-  readonly revision: string
+  /** Undefined: the target carries no revision and nothing is written to /cacheAge. */
+  readonly revision: string | undefined
   readonly startedAt?: Date
   /** `--route` values (HOST[/PATH-PREFIX]); none: the default pool. */
   readonly routes?: readonly string[] | undefined
@@ -39,7 +40,10 @@ export interface RegistrationOptions {
 
 export interface RevisionEvent {
   readonly revision: string
-  /** False when /cacheAge already held this revision (proxies keep their caches). */
+  /**
+   * False when /cacheAge already held this revision, or another live target already carries
+   * it (proxies keep their caches).
+   */
   readonly changed: boolean
 }
 
@@ -95,7 +99,7 @@ export class Registration extends EventEmitter {
   readonly path: string
   readonly name: string
   readonly url: string
-  readonly revision: string
+  readonly revision: string | undefined
   /** The routes written to the znode, as given (duplicates dropped). */
   readonly routes: readonly string[]
   readonly stripPrefix: boolean
@@ -114,7 +118,7 @@ export class Registration extends EventEmitter {
   #lastCount: number | undefined
   #czxid: number | undefined
   #revisionDone = false
-  readonly #revisionTask = new SerialTask(async () => { await this.#publishRevision() }, () => this.#revisionDone || !this.#wanted)
+  readonly #revisionTask = new SerialTask(async () => { await this.#publishRevision() }, () => this.#revisionDone || !this.#wanted || this.revision === undefined)
   readonly #onConnected = (_ev: ConnectedEvent): void => { this.#kick() }
   readonly #onSessionState = (s: SessionState): void => {
     // Expired or lost: the node went (or goes) with the old session; EphemeralNode re-creates it
@@ -127,7 +131,7 @@ export class Registration extends EventEmitter {
     const problem = validateTargetName(opts.name) ?? urlProblem(opts.name, opts.url)
     if (problem !== undefined) throw createError('ZKPROXY_ERR_CONFIG_INVALID', problem)
     try {
-      encodeRevision(opts.revision)
+      if (opts.revision !== undefined) encodeRevision(opts.revision)
     } catch (err) {
       throw createError('ZKPROXY_ERR_CONFIG_INVALID', `revision: ${(err as Error).message}`)
     }
@@ -151,7 +155,7 @@ export class Registration extends EventEmitter {
     this.#log = opts.logger
     this.name = opts.name
     this.url = opts.url
-    this.revision = opts.revision.trim()
+    this.revision = opts.revision?.trim()
     this.path = `${opts.targetsPath.replace(/\/+$/, '')}/${opts.name}`
     this.#startedAt = (opts.startedAt ?? new Date()).toISOString()
   }
@@ -259,7 +263,9 @@ export class Registration extends EventEmitter {
 
   #dataFor (last: Buffer | undefined): Buffer {
     const lastCount = (last === undefined ? undefined : countOf(this.name, last)) ?? this.#lastCount
-    const data: TargetData = { url: this.url, requests: startingCount(lastCount, this.#floor), revision: this.revision, startedAt: this.#startedAt, routes: this.routes, stripPrefix: this.stripPrefix }
+    const data: TargetData = {
+      url: this.url, requests: startingCount(lastCount, this.#floor), ...(this.revision === undefined ? {} : { revision: this.revision }), startedAt: this.#startedAt, routes: this.routes, stripPrefix: this.stripPrefix
+    }
     return encodeTarget(data)
   }
 
@@ -302,6 +308,30 @@ export class Registration extends EventEmitter {
     }
   }
 
+  /** The name of another live target carrying `revision`, if any. */
+  async #otherCarrier (revision: string): Promise<string | undefined> {
+    const s = this.#session
+    const base = this.#opts.targetsPath
+    let names: string[]
+    try {
+      names = await s.children(base)
+    } catch (err) {
+      if (hasCode(err, 'ZKPROXY_ERR_ZK_NO_NODE')) return undefined
+      throw err
+    }
+    for (const name of names) {
+      if (name === this.name) continue
+      try {
+        const t = decodeTarget(name, (await s.get(`${base}/${name}`)).data)
+        if (t.ok && t.target.revision === revision) return name
+      } catch (err) {
+        // Went between the listing and the read: not a live target any more.
+        if (!hasCode(err, 'ZKPROXY_ERR_ZK_NO_NODE')) throw err
+      }
+    }
+    return undefined
+  }
+
   async #readFloor (): Promise<number> {
     const s = this.#session
     const base = this.#opts.targetsPath
@@ -327,17 +357,28 @@ export class Registration extends EventEmitter {
   /** Once per instance (= per process start), after the first connection (run by #revisionTask). */
   async #publishRevision (): Promise<void> {
     const path = this.#opts.cacheAgePath
+    const revision = this.revision
+    if (revision === undefined) return
     try {
-      const changed = await writeRevision(this.#session, path, this.revision)
-      if (this.#opts.acls !== undefined) {
-        // Created with the open ACL: lock it, then write again in case someone slipped
-        // another revision in between (a no-op when the value is still ours).
-        await securePath(this.#session, path, this.#opts.acls.cacheAge, { logger: this.#log })
-        await writeRevision(this.#session, path, this.revision)
+      // Only a revision new to the fleet is news: a replica joining (or restarting) beside
+      // others at the same revision, or an old replica at a revision still live, must not cost
+      // every proxy its cache. Proxies judge coherence per pool from the targets themselves.
+      const carrier = await this.#otherCarrier(revision)
+      let changed = false
+      if (carrier === undefined) {
+        changed = await writeRevision(this.#session, path, revision)
+        if (this.#opts.acls !== undefined) {
+          // Created with the open ACL: lock it, then write again in case someone slipped
+          // another revision in between (a no-op when the value is still ours).
+          await securePath(this.#session, path, this.#opts.acls.cacheAge, { logger: this.#log })
+          await writeRevision(this.#session, path, revision)
+        }
       }
       this.#revisionDone = true
-      this.#log.info({ path, revision: this.revision, changed }, changed ? 'content revision published' : 'content revision unchanged')
-      this.emit('revision', { revision: this.revision, changed } satisfies RevisionEvent)
+      this.#log.info({ path, revision, changed, carriedBy: carrier }, changed
+        ? 'content revision published'
+        : carrier === undefined ? 'content revision unchanged' : 'content revision already live in the fleet; not published')
+      this.emit('revision', { revision, changed } satisfies RevisionEvent)
     } catch (err) {
       // Retryable: the next 'connected' event tries again. Anything else (an ACL) will not heal.
       if (!isRetryable(err)) {

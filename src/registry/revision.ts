@@ -1,27 +1,32 @@
-// The content revision a replica publishes in /cacheAge (docs/znodes.md),
-// and its publication: proxies drop their caches when it changes, so it must change exactly when
-// the served content does. An explicit --revision wins; else the git commit of the served folder's repository;
-// else the start time, which changes on every start (a safe, if costly, default: a replica
-// restart then clears the proxies' caches once).
+// The content revision a replica publishes in its target znode and, when it is new to the
+// fleet, in /cacheAge (docs/znodes.md): proxies drop cached answers of a
+// revision once no live target of its pool carries it, so it must change exactly when the served
+// content does. An explicit --revision wins; else the git commit of the served folder's
+// repository; else a hash of the folder's content (same files, same revision: a restart, in a
+// container too, changes nothing). A backend registered without --revision and without a
+// folder has none: nothing can be derived from a process we cannot see into.
 import { execFile } from 'node:child_process'
-import { posix } from 'node:path'
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { readdir } from 'node:fs/promises'
+import { join, posix } from 'node:path'
 import { createError, hasCode } from '../errors.js'
 import { CreateMode, type DataValue, type ZkSession } from '../zk/index.js'
 import { decodeRevision, encodeRevision } from './codec.js'
 
-export type RevisionSource = 'flag' | 'git' | 'start-time'
+export type RevisionSource = 'flag' | 'git' | 'content' | 'none'
 
 export interface ContentRevision {
-  readonly revision: string
+  /** Undefined: no revision (`register` without --revision); nothing is published. */
+  readonly revision: string | undefined
   readonly source: RevisionSource
 }
 
 export interface RevisionOptions {
   /** `--revision`, taken as given (trimmed). */
   readonly revision?: string | undefined
-  /** The served folder; its repository's HEAD is the revision when there is one. */
+  /** The served folder: its repository's HEAD, else its content's hash, is the revision. */
   readonly dir?: string | undefined
-  readonly startedAt: Date
   /** A hung git (network file system, lock) must not hold up start-up. */
   readonly gitTimeoutMs?: number
 }
@@ -34,11 +39,52 @@ const GIT_LOCATION_VARS = ['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_CE
 export async function contentRevision (opts: RevisionOptions): Promise<ContentRevision> {
   const given = opts.revision?.trim()
   if (given !== undefined && given !== '') return { revision: given, source: 'flag' }
-  if (opts.dir !== undefined) {
-    const commit = await gitHead(opts.dir, opts.gitTimeoutMs ?? DEFAULT_GIT_TIMEOUT_MS)
-    if (commit !== undefined) return { revision: commit, source: 'git' }
+  if (opts.dir === undefined) return { revision: undefined, source: 'none' }
+  const commit = await gitHead(opts.dir, opts.gitTimeoutMs ?? DEFAULT_GIT_TIMEOUT_MS)
+  if (commit !== undefined) return { revision: commit, source: 'git' }
+  return { revision: await contentHash(opts.dir), source: 'content' }
+}
+
+/**
+ * A short hash of everything under `dir` a static server could serve: each regular file's path
+ * (relative, `/`-separated) and bytes, in sorted path order, so neither the walk order nor
+ * timestamps (a container build, a copy) change it. `.git` is left out: it is history, not
+ * content. A folder that cannot be read hashes what could be read; a missing one hashes empty.
+ */
+export async function contentHash (dir: string): Promise<string> {
+  const files: string[] = []
+  const walk = async (rel: string): Promise<void> => {
+    let entries
+    try {
+      entries = await readdir(join(dir, rel), { withFileTypes: true })
+    } catch {
+      return
+    }
+    for (const e of entries) {
+      const path = rel === '' ? e.name : `${rel}/${e.name}`
+      if (e.isDirectory()) {
+        if (e.name !== '.git') await walk(path)
+      } else if (e.isFile()) {
+        files.push(path)
+      }
+    }
   }
-  return { revision: opts.startedAt.toISOString(), source: 'start-time' }
+  await walk('')
+  files.sort()
+  const hash = createHash('sha256')
+  for (const path of files) {
+    // Length-prefixed, so a name can never run into the bytes of the file before it.
+    const name = Buffer.from(path)
+    hash.update(`${name.length}:`).update(name)
+    const content = createHash('sha256')
+    try {
+      for await (const chunk of createReadStream(join(dir, path))) content.update(chunk as Buffer)
+    } catch {
+      // Gone or unreadable between the walk and the read: it is served by no one either.
+    }
+    hash.update(content.digest())
+  }
+  return `sha256-${hash.digest('hex').slice(0, 16)}`
 }
 
 /**

@@ -28,7 +28,7 @@ export interface AclEntry {
 export type RawWatcher = (type: number, state: number, path: string) => void
 
 export const WatchEventType = { SESSION: -1, CREATED: 1, DELETED: 2, CHANGED: 3, CHILD: 4 } as const
-export const CreateMode = { PERSISTENT: 0, EPHEMERAL: 1 } as const
+export const CreateMode = { PERSISTENT: 0, EPHEMERAL: 1, PERSISTENT_SEQUENTIAL: 2 } as const
 export const Perm = { READ: 1, WRITE: 2, CREATE: 4, DELETE: 8, ADMIN: 16, ALL: 31 } as const
 
 // The subset of the package's callback API we use; its bundled typings are loose, so we

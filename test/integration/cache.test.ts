@@ -694,11 +694,13 @@ describe('ZooKeeper and the cache', () => {
     for (let i = 1; i <= 20; i++) await session.set(agePath, Buffer.from(`r${i}`), -1)
     const changes = (): Array<Record<string, unknown>> => lines.filter(l => l['path'] === agePath && l['previous'] !== undefined)
     await until(() => changes().at(-1)?.['revision'] === 'r20', { message: 'r20 seen' })
+    // No live target carries these revisions (written by hand): after a short wait for a target
+    // that does, everything is cleared; a newer value supersedes a pending one.
+    await until(() => proxy.cache?.stats().clears === 1, { message: 'cleared once, for the last revision' })
     expect((await send(url(`/rev${FRESH}`))).headers['x-cache']).toBe('MISS')
     // Every change seen was to a new revision, in order (a level-triggered watch may merge some).
     const seen = changes().map(l => Number(String(l['revision']).slice(1)))
     expect(seen).toEqual([...seen].sort((a, b) => a - b))
-    expect(proxy.cache?.stats().clears).toBe(seen.length)
   })
 
   it('the same revision written again keeps the entries', async () => {

@@ -2,7 +2,7 @@
 // ZooKeeper, a server restart, forced expiry, its own old node after a partition, a name held by
 // someone else, fair starting counts, the content revision in /cacheAge, and revision.ts.
 import { execFileSync } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino, { type Logger } from 'pino'
@@ -247,6 +247,30 @@ describe('Registration', () => {
     await start('three', 'rev-B')
     expect((await observer.get(r.cacheAge)).data.toString()).toBe('rev-B')
     expect(events).toEqual([{ revision: 'rev-A', changed: true }, { revision: 'rev-A', changed: false }, { revision: 'rev-B', changed: true }])
+    // An older revision still carried by a live target is not new to the fleet: it does not set
+    // /cacheAge back (every proxy would clear again).
+    const atB = await observer.get(r.cacheAge)
+    await start('four', 'rev-A')
+    expect(events.at(-1)).toEqual({ revision: 'rev-A', changed: false })
+    expect((await observer.exists(r.cacheAge))?.mzxid).toBe(atB.stat.mzxid)
+  })
+
+  it('without a revision: the node carries none and /cacheAge is neither created nor written', async () => {
+    const observer = await connectSession(zk.connectString)
+    const r = roots()
+    const s = await connectSession(zk.connectString)
+    const reg = new Registration({ session: s, targetsPath: r.targets, cacheAgePath: r.cacheAge, name: 'plain', url: 'http://127.0.0.1:1', revision: undefined, logger: silentLogger }).start()
+    await until(() => reg.state === 'registered', { message: 'registered' })
+    const data = JSON.parse((await observer.get(reg.path)).data.toString()) as Record<string, unknown>
+    expect(data).not.toHaveProperty('revision')
+    expect(await observer.exists(r.cacheAge)).toBeNull()
+    // And beside a published revision, it leaves it alone.
+    await observer.create(r.cacheAge, Buffer.from('rev-A'))
+    const before = await observer.get(r.cacheAge)
+    await reg.stop()
+    const again = new Registration({ session: s, targetsPath: r.targets, cacheAgePath: r.cacheAge, name: 'plain2', url: 'http://127.0.0.1:1', revision: undefined, logger: silentLogger }).start()
+    await until(() => again.state === 'registered', { message: 'registered again' })
+    expect((await observer.exists(r.cacheAge))?.mzxid).toBe(before.stat.mzxid)
   })
 
   it('refuses a bad name, a URL that is not an origin, and an empty revision', async () => {
@@ -260,19 +284,40 @@ describe('Registration', () => {
 })
 
 describe('content revision', () => {
-  it('takes --revision first, then the folder\'s git commit, then the start time', async () => {
-    const startedAt = new Date('2026-01-02T03:04:05.000Z')
+  it('takes --revision first, then the folder\'s git commit, then a hash of the folder\'s content; none without a folder', async () => {
     const repo = await mkdtemp(join(tmpdir(), 'zkproxy-rev-'))
     const plain = await mkdtemp(join(tmpdir(), 'zkproxy-norev-'))
-    tempDirs.push(repo, plain)
+    const copy = await mkdtemp(join(tmpdir(), 'zkproxy-norev-'))
+    tempDirs.push(repo, plain, copy)
     const git = (...args: string[]): string => execFileSync('git', ['-C', repo, ...args], { encoding: 'utf8' }).trim()
     git('init', '-q')
     await writeFile(join(repo, 'index.html'), 'hi')
     git('add', '.')
     git('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'site')
-    expect(await contentRevision({ revision: ' v42 ', dir: repo, startedAt })).toEqual({ revision: 'v42', source: 'flag' })
-    expect(await contentRevision({ dir: repo, startedAt })).toEqual({ revision: git('rev-parse', '--short', 'HEAD'), source: 'git' })
-    expect(await contentRevision({ revision: '', dir: plain, startedAt })).toEqual({ revision: startedAt.toISOString(), source: 'start-time' })
-    expect(await contentRevision({ dir: join(plain, 'missing'), startedAt })).toEqual({ revision: startedAt.toISOString(), source: 'start-time' })
+    expect(await contentRevision({ revision: ' v42 ', dir: repo })).toEqual({ revision: 'v42', source: 'flag' })
+    expect(await contentRevision({ dir: repo })).toEqual({ revision: git('rev-parse', '--short', 'HEAD'), source: 'git' })
+    expect(await contentRevision({})).toEqual({ revision: undefined, source: 'none' })
+    expect(await contentRevision({ revision: ' ' })).toEqual({ revision: undefined, source: 'none' })
+
+    // Same files (written in another order, at another time, in another folder): same revision.
+    await mkdir(join(plain, 'css'))
+    await writeFile(join(plain, 'index.html'), '<h1>v1</h1>')
+    await writeFile(join(plain, 'css', 'site.css'), 'h1{}')
+    await mkdir(join(copy, 'css'))
+    await writeFile(join(copy, 'css', 'site.css'), 'h1{}')
+    await writeFile(join(copy, 'index.html'), '<h1>v1</h1>')
+    const first = await contentRevision({ revision: '', dir: plain })
+    expect(first.source).toBe('content')
+    expect(first.revision).toMatch(/^sha256-[0-9a-f]{16}$/)
+    expect(await contentRevision({ dir: copy })).toEqual(first)
+    expect(await contentRevision({ dir: plain })).toEqual(first)
+    // One byte changed, or a file renamed: another revision.
+    await writeFile(join(copy, 'index.html'), '<h1>v2</h1>')
+    const changed = await contentRevision({ dir: copy })
+    expect(changed.revision).not.toBe(first.revision)
+    await writeFile(join(copy, 'index.html'), '<h1>v1</h1>')
+    expect(await contentRevision({ dir: copy })).toEqual(first)
+    await rename(join(copy, 'css', 'site.css'), join(copy, 'css', 'main.css'))
+    expect((await contentRevision({ dir: copy })).revision).not.toBe(first.revision)
   })
 })

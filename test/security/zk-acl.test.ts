@@ -3,6 +3,7 @@
 // (anyone who can reach port 2181) tries to register, rewrite, delete and re-ACL nodes.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { nodeAcls, type RoleIdentities } from '../../src/registry/acl-policy.js'
+import { publishPurge, purgeAcl } from '../../src/registry/purges.js'
 import { decodeRevision, decodeTarget } from '../../src/registry/codec.js'
 import { Registration } from '../../src/registry/registration.js'
 import { aclEquals, CreateMode, digestId, Perm, ZkSession, type AclEntry } from '../../src/zk/index.js'
@@ -181,5 +182,19 @@ describe('ZooKeeper ACLs', () => {
     await startReplica(await replicaSession(connect), { targets: '/targets', cacheAge: '/cacheAge' }, 'b', 'http://127.0.0.1:4000')
     expect(await anon.exists('/targets/rogue')).toBeNull()
     expect(await anon.exists('/targets/b')).not.toBeNull()
+  })
+})
+
+describe('fleet-wide purges in ACL mode', () => {
+  it('the proxies\' identity locks the purge root; an unauthenticated client can neither publish nor delete purges', async () => {
+    const purgePath = `${uniquePath('app')}-purges`
+    const proxySession = await connectSession(zkConnect, { auth: [{ scheme: 'digest', credential: PROXY }] })
+    const sequence = await publishPurge(proxySession, purgePath, { host: 'a.test' }, { acl: purgeAcl(ids), logger: silentLogger })
+    expect(aclEquals((await proxySession.getAcl(purgePath)).acl, purgeAcl(ids))).toBe(true)
+    const anon = await connectSession(zkConnect)
+    expect(await codeOf(anon.create(`${purgePath}/purge-`, Buffer.from('{}'), CreateMode.PERSISTENT_SEQUENTIAL))).toBe('ZKPROXY_ERR_ZK_NO_AUTH')
+    expect(await codeOf(anon.delete(`${purgePath}/purge-${String(sequence).padStart(10, '0')}`, -1))).toBe('ZKPROXY_ERR_ZK_NO_AUTH')
+    expect(await codeOf(publishPurge(anon, purgePath, {}))).toBe('ZKPROXY_ERR_ZK_NO_AUTH')
+    expect(await anon.children(purgePath)).toHaveLength(1)
   })
 })

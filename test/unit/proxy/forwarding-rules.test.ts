@@ -45,6 +45,30 @@ describe('request headers on the way up', () => {
     expect(up(h, true)).toEqual(['via: 1.1 edge, 1.1 zkproxy', 'x-forwarded-for: 1.2.3.4, 5.6.7.8, 10.0.0.7', 'x-forwarded-host: evil.example', 'x-forwarded-proto: https'])
   })
 
+  it('strips every other forwarding and identity field unless the peer is trusted; underscore spellings always', () => {
+    const h = {
+      host: 'a',
+      forwarded: 'for=6.6.6.6;host=evil;proto=https',
+      'x-forwarded-scheme': 'https',
+      'x-forwarded-ssl': 'on',
+      'x-forwarded-port': '666',
+      'x-forwarded-prefix': '/evil',
+      'x-forwarded-server': 'evil',
+      'x-original-host': 'evil.example',
+      'x-host': 'evil.example',
+      'x-real-ip': '6.6.6.6',
+      'true-client-ip': '6.6.6.6',
+      x_forwarded_host: 'evil.example',
+      x_real_ip: '6.6.6.6'
+    }
+    expect(up(h)).toEqual(['via: 1.1 zkproxy', 'x-forwarded-for: 10.0.0.7', 'x-forwarded-host: a', 'x-forwarded-proto: http'])
+    const trusted = up(h, true)
+    expect(trusted).toContain('forwarded: for=6.6.6.6;host=evil;proto=https')
+    expect(trusted).toContain('x-forwarded-port: 666')
+    expect(trusted).toContain('x-real-ip: 6.6.6.6')
+    expect(trusted.some((f) => f.includes('_'))).toBe(false)
+  })
+
   it('a request without Host (HTTP/1.0) gets no X-Forwarded-Host', () => {
     expect(up({ accept: 'text/html' })).toEqual(['accept: text/html', 'via: 1.1 zkproxy', 'x-forwarded-for: 10.0.0.7', 'x-forwarded-proto: http'])
   })
