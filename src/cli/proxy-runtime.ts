@@ -106,7 +106,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   if (admin !== undefined && cfg.admin !== undefined) listeners.push({ host: cfg.admin.host, port: Number(new URL(admin.url).port) })
   admission.start(selfAddresses(listeners))
   session.start()
-  counter.start()
+  counter.start(id)
   targets.start()
 
   // What `zkproxy status` shows: a wildcard listen address is advertised by host name.

@@ -8,6 +8,12 @@ export interface TargetData {
   requests: number
   revision?: string
   startedAt?: string
+  /**
+   * The requests each proxy (by its id) has added to `requests`, so a proxy's write states its
+   * absolute total and is idempotent: a retried write after an unknown outcome adds nothing
+   * twice, and a node re-created from a stale copy is topped up by the proxies that know more.
+   */
+  countedBy?: Record<string, number>
 }
 
 /** A decoded target: the znode's data plus its name and the origin requests go to. */
@@ -113,7 +119,7 @@ export function decodeTarget (name: string, data: Buffer | null): DecodeTargetRe
 }
 
 function decodeJsonTarget (name: string, json: Record<string, unknown>): DecodeTargetResult {
-  const { url, requests = 0, revision, startedAt } = json
+  const { url, requests = 0, revision, startedAt, countedBy } = json
   if (typeof url !== 'string') return fail(`target ${name}: "url" is missing or not a string`)
   const origin = originOf(url)
   if (!origin.ok) return fail(`target ${name}: ${origin.reason}`)
@@ -132,7 +138,22 @@ function decodeJsonTarget (name: string, json: Record<string, unknown>): DecodeT
   const target: DecodedTarget = { name, origin: origin.origin, url, requests }
   if (revision !== undefined) target.revision = revision
   if (startedAt !== undefined) target.startedAt = startedAt
+  // A malformed ledger is left out rather than rejecting the target: it only makes this proxy's
+  // next write fall back to adding its delta.
+  const ledger = ledgerOf(countedBy)
+  if (ledger !== undefined) target.countedBy = ledger
   return { ok: true, target }
+}
+
+function ledgerOf (value: unknown): Record<string, number> | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined
+  const out: Record<string, number> = {}
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (!isCount(v)) return undefined
+    if (k === '__proto__') continue // would set the prototype, not a key
+    out[k] = v
+  }
+  return out
 }
 
 function decodeBareCount (name: string, text: string): DecodeTargetResult {
@@ -196,6 +217,7 @@ export function encodeTarget (t: TargetData): Buffer {
   const ordered: TargetData = { url: t.url, requests: t.requests }
   if (t.revision !== undefined) ordered.revision = t.revision
   if (t.startedAt !== undefined) ordered.startedAt = t.startedAt
+  if (t.countedBy !== undefined && Object.keys(t.countedBy).length > 0) ordered.countedBy = { ...t.countedBy }
   return Buffer.from(JSON.stringify(ordered), 'utf8')
 }
 

@@ -22,6 +22,8 @@ export interface TargetInfo {
   readonly version: number
   /** True when the znode holds the bare-integer form (written back in that form). */
   readonly bare: boolean
+  /** Each proxy's share of `requests` (see request-counter.ts), when the node keeps the ledger. */
+  readonly countedBy?: Readonly<Record<string, number>> | undefined
 }
 
 export interface Snapshot {
@@ -163,7 +165,8 @@ export class TargetSet extends EventEmitter {
           startedAt: r.target.startedAt,
           generation: String(value.stat.czxid),
           version: value.stat.version,
-          bare: /^\s*\d+\s*$/.test(value.data.toString('latin1'))
+          bare: /^\s*\d+\s*$/.test(value.data.toString('latin1')),
+          countedBy: r.target.countedBy
         }
     this.#parsed.set(value, parsed)
     return parsed
