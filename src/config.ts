@@ -175,6 +175,8 @@ export interface ProxyConfig extends CommonConfig {
   readonly tls: { readonly certFile: string, readonly keyFile: string } | undefined
   /** --upstream-ca (PEM file): the CAs trusted for https:// targets instead of Node's. */
   readonly upstreamCaFile: string | undefined
+  /** --state-file: where the view of the targets is saved (src/registry/state-file.ts). */
+  readonly stateFile: string | undefined
 }
 
 export interface ReplicaConfig extends CommonConfig {
@@ -248,7 +250,8 @@ export const commandOptions = {
     .addOption(opt('--tls-cert <file>', 'serve HTTPS on --listen with this certificate chain (PEM; needs --tls-key)'))
     .addOption(opt('--tls-key <file>', 'private key for --tls-cert (PEM)'))
     .addOption(opt('--upstream-ca <file>', 'CA certificates (PEM) trusted for https:// targets, instead of Node\'s bundled ones'))
-    .addOption(opt('--drain-ms <ms>', 'on SIGTERM, time to finish in-flight requests', parseWholeNumber(0, 600_000), 5000)),
+    .addOption(opt('--drain-ms <ms>', 'on SIGTERM, time to finish in-flight requests', parseWholeNumber(0, 600_000), 5000))
+    .addOption(opt('--state-file <path>', 'save the view of the targets here; served at start until ZooKeeper delivers one')),
   replica: (cmd: Command) => commonOptions(cmd)
     .addOption(opt('--port <port>', 'port to serve on (0: any free port)', parseWholeNumber(0, 65535)).makeOptionMandatory())
     .addOption(opt('--host <host>', 'address to serve on (and to register)', (v) => v.trim(), '127.0.0.1'))
@@ -351,7 +354,8 @@ export function proxyConfig (raw: Raw): ProxyConfig {
     allowTargets: raw['allowTargets'] as string[],
     trustProxy: (raw['trustProxy'] as string[] | undefined) ?? [],
     tls: tlsFrom(raw),
-    upstreamCaFile: raw['upstreamCa'] as string | undefined
+    upstreamCaFile: raw['upstreamCa'] as string | undefined,
+    stateFile: raw['stateFile'] as string | undefined
   })
 }
 

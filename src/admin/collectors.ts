@@ -4,7 +4,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { LiveTarget, Router } from '../proxy/router.js'
 import type { SessionState } from '../zk/index.js'
-import type { RuntimeView } from './metrics.js'
+import { viewAgeSeconds, type RuntimeView } from './metrics.js'
 
 const SESSION_STATES: readonly SessionState[] = ['connecting', 'connected', 'suspended', 'expired', 'auth_failed', 'closed']
 
@@ -67,6 +67,8 @@ export function registerCollectors (registry: Registry, view: () => RuntimeView 
   }))
   gauge('zkproxy_targets_rejected', 'Target znodes present but ignored (malformed data or refused by policy).', v => v?.targets.snapshot?.rejected.length ?? 0)
   gauge('zkproxy_targets_view', '1 once the proxy has a complete view of the targets (until then it answers 503).', v => v?.router.hasView === true ? 1 : 0)
+  gauge('zkproxy_targets_view_age_seconds', 'Age of the view served: a saved view (--state-file) since it was saved, a live one since ZooKeeper was last reachable (0 while connected).', v => v === undefined ? 0 : viewAgeSeconds(v))
+  gauge('zkproxy_targets_view_saved', '1 while the view saved by --state-file is served (ZooKeeper has not delivered one yet).', v => v?.savedView?.inUse === true ? 1 : 0)
   perTarget('zkproxy_target_requests', 'Requests routed to the target by all proxies: its ZooKeeper count plus this proxy\'s unflushed ones.', t => t.requests)
   perTarget('zkproxy_target_in_flight_requests', 'Requests this proxy has in flight to the target.', t => t.inFlight)
   perTarget('zkproxy_target_ejected', '1 while the target is ejected locally.', (t, r) => r.isEjected(t) ? 1 : 0)
@@ -75,7 +77,12 @@ export function registerCollectors (registry: Registry, view: () => RuntimeView 
   mirror('zkproxy_count_writes_total', 'Versioned count writes (setData) that succeeded.', v => v.counter.stats.writes)
   mirror('zkproxy_count_conflicts_total', 'Count writes that met a version conflict (another proxy wrote first) and were retried.', v => v.counter.stats.conflicts)
   mirror('zkproxy_count_failures_total', 'Count writes that failed (the requests are kept for the next flush).', v => v.counter.stats.failures)
-  mirror('zkproxy_count_dropped_total', 'Counted requests dropped because their target left or was re-created.', v => v.counter.stats.dropped)
+  mirror('zkproxy_count_dropped_total', 'Counted requests dropped because their target left for good or another registration took its name.', v => v.counter.stats.dropped)
+  mirror('zkproxy_count_carried_total', 'Unflushed requests carried from a target\'s gone node to the node it re-registered with.', v => v.counter.stats.carried)
+  gauge('zkproxy_count_unflushed', 'Requests counted by this proxy and not yet written to ZooKeeper.', v => v?.counter.unflushed ?? 0)
+  gauge('zkproxy_targets_held', 'Targets kept in the view by the re-registration grace although their znode is gone.', v => v?.targets.heldCount ?? 0)
+  mirror('zkproxy_target_removals_deferred_total', 'Target removals held back by the re-registration grace (right after a reconnect, they would have emptied most of a pool).', v => v.targets.stats.deferred)
+  mirror('zkproxy_target_removals_expired_total', 'Held targets removed when the re-registration grace ended without them coming back.', v => v.targets.stats.expired)
 
   mirror('zkproxy_cache_evictions_total', 'Cached responses evicted to stay within the entry and byte bounds.', v => v.cache?.stats().evictions)
   mirror('zkproxy_cache_expirations_total', 'Cached responses dropped because their lifetime (and stale window) ended.', v => v.cache?.stats().expirations)

@@ -11,6 +11,7 @@ import type { RequestCounter } from '../registry/request-counter.js'
 import type { Snapshot, TargetSet } from '../registry/target-set.js'
 import type { CacheLayerStats, CacheMetricsSink } from '../proxy/cache-layer.js'
 import type { ConnectedEvent, SessionState, ZkSession } from '../zk/index.js'
+import type { SavedViewStatus } from '../registry/state-file.js'
 
 /** What the admin side reads of a running proxy (built by src/cli/proxy-runtime.ts). */
 export interface RuntimeView {
@@ -22,6 +23,20 @@ export interface RuntimeView {
   readonly targets: TargetSet
   /** Absent when --cache-ttl 0. Only `stats()` is read, so any cache with it fits. */
   readonly cache: { stats (): CacheLayerStats } | undefined
+  /** With --state-file: whether the saved view is being served, and from when it is. */
+  readonly savedView?: SavedViewStatus | undefined
+}
+
+/**
+ * How old the view being served is, in seconds: a saved view since it was saved, a live one
+ * since ZooKeeper was last reachable (0 while connected). 0 before any view.
+ */
+export function viewAgeSeconds (v: RuntimeView, now = Date.now()): number {
+  const saved = v.savedView
+  if (saved?.inUse === true && saved.savedAt !== undefined) return Math.max(0, (now - saved.savedAt) / 1000)
+  if (!v.router.hasView) return 0
+  const since = v.session.unreachableSince
+  return since === undefined ? 0 : Math.max(0, (now - since) / 1000)
 }
 
 // Status codes are folded into classes: the label set stays bounded by targets × 6.

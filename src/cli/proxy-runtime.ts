@@ -10,6 +10,7 @@ import { listenError } from '../errors.js'
 import { EphemeralNode, ZkSession } from '../zk/index.js'
 import { TargetSet, type Snapshot } from '../registry/target-set.js'
 import { RequestCounter } from '../registry/request-counter.js'
+import { useStateFile, type StateFile } from '../registry/state-file.js'
 import { Router } from '../proxy/router.js'
 import { buildProxyApp } from '../proxy/app.js'
 import { CacheLayer } from '../proxy/cache-layer.js'
@@ -47,10 +48,11 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   })
   const admission = targetAdmission(cfg, session, () => targets, log)
   const targets = new TargetSet({ session, targetsPath: cfg.targetsPath, logger: log, admit: admission.admit })
-  targets.on('snapshot', (snap: Snapshot) => {
-    counter.update(snap.targets)
-    router.update(snap.targets)
-  })
+  const applyView = (view: Snapshot['targets']): void => {
+    counter.update(view)
+    router.update(view)
+  }
+  targets.on('snapshot', (snap: Snapshot) => { applyView(snap.targets) })
 
   // Metrics are recorded only where the admin listener can serve them: with `--admin off` the
   // request path carries no counters, histograms or timestamps at all.
@@ -89,7 +91,8 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   })
   const url = await listen(app, cfg, tlsMaterial.tls !== undefined)
   const id = cfg.id ?? `${hostname()}:${new URL(url).port}`
-  const runtimeView = { url, id, session, router, counter, targets, cache }
+  let stateFile: StateFile | undefined
+  const runtimeView = { url, id, session, router, counter, targets, cache, get savedView () { return stateFile?.status } }
   metrics?.observe(runtimeView)
   let admin: AdminServer | undefined
   try {
@@ -105,6 +108,8 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   const listeners = [{ host: cfg.listen.host, port: Number(new URL(url).port) }]
   if (admin !== undefined && cfg.admin !== undefined) listeners.push({ host: cfg.admin.host, port: Number(new URL(admin.url).port) })
   admission.start(selfAddresses(listeners))
+  // Before the target set starts: a saved view may only ever precede the live one.
+  if (cfg.stateFile !== undefined) stateFile = await useStateFile({ path: cfg.stateFile, targetsPath: cfg.targetsPath, targets, apply: applyView, admit: admission.admit, logger: log })
   session.start()
   counter.start(id)
   targets.start()
@@ -129,6 +134,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
       await closing
     }
     await counter.stop()
+    await stateFile?.close()
     await announce.stop()
     revisionWatch.close()
     targets.close()

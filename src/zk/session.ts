@@ -27,7 +27,16 @@ export interface SessionOptions {
    * namespace), so every path under it works. Default true; read-only tools pass false.
    */
   readonly createChroot?: boolean
+  /**
+   * Unreachable this long (default 3000 ms), the session logs one warning naming the ensemble,
+   * then again at doubling intervals (at most every 5 min) while it stays away; one info line
+   * when it is back. Not one line per retry: the C client retries every host on its own.
+   */
+  readonly unreachableWarnMs?: number
 }
+
+const UNREACHABLE_WARN_MS = 3000
+const UNREACHABLE_WARN_MAX_MS = 5 * 60_000
 
 /** `host:port,…[/chroot]` → the hosts and the chroot ('' when there is none). */
 function splitChroot (connect: string): { hosts: string, chroot: string } {
@@ -61,6 +70,9 @@ export class ZkSession extends EventEmitter {
   #retryDelayMs: number
   #stopped = false
   readonly #sessionIds = new Set<string>()
+  #unreachableSince: number | undefined
+  #unreachableTimer: NodeJS.Timeout | undefined
+  #unreachableWarned = false
 
   constructor (opts: SessionOptions) {
     super()
@@ -81,8 +93,44 @@ export class ZkSession extends EventEmitter {
   ownsSession (id: string): boolean { return this.#sessionIds.has(id) }
 
   start (): this {
-    if (this.#handle === undefined && !this.#stopped) this.#open()
+    if (this.#handle === undefined && !this.#stopped) {
+      this.#open()
+      this.#trackReachability()
+    }
     return this
+  }
+
+  /** Since when ZooKeeper has been unreachable (ms epoch), undefined while connected. */
+  get unreachableSince (): number | undefined { return this.#unreachableSince }
+
+  #trackReachability (): void {
+    const s = this.#state
+    if (s === 'connected' || s === 'closed' || s === 'auth_failed') {
+      clearTimeout(this.#unreachableTimer)
+      this.#unreachableTimer = undefined
+      const since = this.#unreachableSince
+      this.#unreachableSince = undefined
+      if (s === 'connected' && since !== undefined && this.#unreachableWarned) {
+        this.#log.info({ zk: { connect: this.#opts.connect, unreachableMs: Date.now() - since } }, `zookeeper reachable again at ${this.#opts.connect}`)
+      }
+      this.#unreachableWarned = false
+      return
+    }
+    if (this.#unreachableSince !== undefined) return
+    this.#unreachableSince = Date.now()
+    this.#armUnreachableWarning(this.#opts.unreachableWarnMs ?? UNREACHABLE_WARN_MS)
+  }
+
+  #armUnreachableWarning (delayMs: number): void {
+    this.#unreachableTimer = setTimeout(() => {
+      const since = this.#unreachableSince
+      if (since === undefined || this.#stopped) return
+      const ms = Date.now() - since
+      this.#unreachableWarned = true
+      this.#log.warn({ zk: { connect: this.#opts.connect, state: this.#state, unreachableMs: ms } }, `zookeeper unreachable for ${Math.round(ms / 1000)} s at ${this.#opts.connect}`)
+      this.#armUnreachableWarning(Math.min(delayMs * 2, UNREACHABLE_WARN_MAX_MS))
+    }, delayMs)
+    this.#unreachableTimer.unref()
   }
 
   /** Resolves once connected; rejects after `timeoutMs` (never hangs). */
@@ -110,6 +158,7 @@ export class ZkSession extends EventEmitter {
     this.#stopped = true
     clearTimeout(this.#lostTimer)
     clearTimeout(this.#retryTimer)
+    clearTimeout(this.#unreachableTimer)
     const h = this.#handle
     this.#handle = undefined
     // Closing the handle ends the session on the server, so our ephemeral nodes go at once.
@@ -122,6 +171,7 @@ export class ZkSession extends EventEmitter {
     const from = this.#state
     this.#state = s
     this.#log.info({ zk: { from, to: s, connect: this.#opts.connect, sessionId: this.sessionId } }, `zookeeper session ${s}`)
+    this.#trackReachability()
     this.emit('state', s)
   }
 
