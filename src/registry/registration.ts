@@ -220,6 +220,7 @@ export class Registration extends EventEmitter {
     const lastCount = (seen?.ok === true ? seen.target.requests : undefined) ?? this.#lastCount
     const countedBy = (seen?.ok === true ? seen.target.countedBy : undefined) ?? this.#lastLedger
     const data: TargetData = { url: this.url, requests: startingCount(lastCount, this.#floor), revision: this.revision, startedAt: this.#startedAt }
+    if (lastCount === undefined) this.#log.info({ path: this.path, requests: data.requests }, 'first registration: count starts at the others\' minimum')
     // The proxies' ledger goes with the count: each of them adds only what it is missing.
     if (countedBy !== undefined) data.countedBy = countedBy
     return encodeTarget(data)
