@@ -208,6 +208,7 @@ export class ZkSession extends EventEmitter {
       this.emit('connected', { newSession, sessionId: h.sessionId } satisfies ConnectedEvent)
     }
     if (!newSession) { announce(); return }
+    this.#log.debug({ zk: { sessionId: h.sessionId } }, 'zookeeper new session: preparing')
     // A new session: add credentials, then sync so that the first reads are not a lagging
     // follower's view (DESIGN.md "Known limits"). A failed sync only means we disconnected
     // again; the next 'connected' announces then.
