@@ -210,7 +210,7 @@ export class ZkSession extends EventEmitter {
     if (!newSession) { announce(); return }
     this.#log.debug({ zk: { sessionId: h.sessionId } }, 'zookeeper new session: preparing')
     // A new session: add credentials, then sync so that the first reads are not a lagging
-    // follower's view (DESIGN.md "Known limits"). A failed sync only means we disconnected
+    // follower's view. A failed sync only means we disconnected
     // again; the next 'connected' announces then.
     void this.#prepare(h).then(announce, (err: unknown) => {
       if ((err as { code?: string }).code === 'ZKPROXY_ERR_ZK_AUTH_FAILED') {
