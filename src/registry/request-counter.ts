@@ -112,10 +112,16 @@ export class RequestCounter {
     await this.flush()
   }
 
-  /** Requests counted but not (yet) in ZooKeeper, departed targets' included. */
+  /** Requests counted for live targets and not (yet) in ZooKeeper. */
   get unflushed (): number {
     let n = 0
     for (const c of this.#cells.values()) n += c.pending + c.flushing
+    return n
+  }
+
+  /** Requests counted for targets that left, kept for their return (dropped after retainMs). */
+  get awaitingReturn (): number {
+    let n = 0
     for (const d of this.#departed.values()) n += d.cell.pending + d.cell.flushing
     return n
   }

@@ -59,7 +59,8 @@ describe('RequestCounter.update', () => {
     cell.pending += 5
     c.update([]) // the old node went with its session
     expect(c.cell('r1')).toBeUndefined()
-    expect(c.unflushed).toBe(5)
+    expect(c.unflushed).toBe(0)
+    expect(c.awaitingReturn).toBe(5)
     now += 1000
     c.update([target({ requests: 10, generation: '2' })])
     expect(c.cell('r1')).toBe(cell)
@@ -79,7 +80,7 @@ describe('RequestCounter.update', () => {
     now += 1001
     c.update([target({ startedAt: '2026-12-06T11:00:00.000Z', generation: '5' })])
     expect(c.stats.dropped).toBe(5)
-    expect(c.unflushed).toBe(0)
+    expect(c.awaitingReturn).toBe(0)
   })
 
   it('keeps our ledger total across a re-creation whose writer carries the ledger, and forgets it when it does not', () => {
