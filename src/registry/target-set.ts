@@ -202,6 +202,8 @@ export class TargetSet extends EventEmitter {
   #applyGrace (targets: TargetInfo[]): void {
     const now = this.#now()
     const liveNames = new Set(targets.map(t => t.name))
+    // Held once, removed when the grace ends: never held again for the same removal.
+    const ended = new Set<string>()
     for (const [name, h] of this.#held) {
       if (liveNames.has(name)) {
         this.#held.delete(name)
@@ -209,6 +211,7 @@ export class TargetSet extends EventEmitter {
         this.#log.info({ target: name, heldMs: now - (h.until - this.#graceMs) }, 'held target re-registered')
       } else if (h.until <= now) {
         this.#held.delete(name)
+        ended.add(name)
         this.stats.expired++
         this.#log.info({ target: name, graceMs: this.#graceMs }, 'held target did not re-register within the grace: removed')
       }
@@ -222,7 +225,7 @@ export class TargetSet extends EventEmitter {
       for (const t of previous) before.set(poolOf(t), (before.get(poolOf(t)) ?? 0) + 1)
       for (const t of targets) after.set(poolOf(t), (after.get(poolOf(t)) ?? 0) + 1)
       for (const t of previous) {
-        if (liveNames.has(t.name) || this.#held.has(t.name)) continue
+        if (liveNames.has(t.name) || this.#held.has(t.name) || ended.has(t.name)) continue
         const pool = poolOf(t)
         const had = before.get(pool) ?? 0
         const left = after.get(pool) ?? 0
