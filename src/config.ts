@@ -150,6 +150,7 @@ const proxyFlags = {
   maxRequestsPerClient: flag('--max-requests-per-client <n>', 'concurrent requests per client address, pipelined ones included (429 beyond; 0 = unlimited); keep it below --upstream-connections', count(0), { default: 128 }),
   purgePath: flag('--purge-path <path>', 'znode under which fleet-wide cache purges are published (zkproxy purge)', znodePath, { default: '/purges' }),
   cdnCacheControlField: flag('--cdn-cache-control-field <name>', 'targeted cache-control field obeyed before Cache-Control (RFC 9213); "off" for none', fieldName, { default: 'cdn-cache-control', defaultText: 'CDN-Cache-Control' }),
+  stateFile: flag('--state-file <path>', 'save the view of the targets here; served at start until ZooKeeper delivers one', filePath),
   workers: flag('--workers <n|auto>', 'processes serving --listen ("auto": one per available core; 1: this process alone)', workerCount, { default: 1 })
 }
 

@@ -4,7 +4,7 @@
 import { Counter, Gauge, type Aggregator, type Registry } from 'prom-client'
 import type { LiveTarget, Router } from '../proxy/router.js'
 import type { SessionState } from '../registry/session-view.js'
-import type { PathView, RuntimeView } from './runtime-view.js'
+import { viewAgeSeconds, type PathView, type RuntimeView } from './runtime-view.js'
 
 /**
  * Which collectors a registry gets. `all`: one process does everything (the default). With
@@ -105,7 +105,15 @@ function registerControl (registry: Registry, view: () => RuntimeView | undefine
   mirror('zkproxy_count_writes_total', 'Versioned count writes (setData) that succeeded.', v => v.counter.stats.writes)
   mirror('zkproxy_count_conflicts_total', 'Count writes that met a version conflict (another proxy wrote first) and were retried.', v => v.counter.stats.conflicts)
   mirror('zkproxy_count_failures_total', 'Count writes that failed (the requests are kept for the next flush).', v => v.counter.stats.failures)
-  mirror('zkproxy_count_dropped_total', 'Counted requests dropped because their target left or was re-created.', v => v.counter.stats.dropped)
+  mirror('zkproxy_count_dropped_total', 'Counted requests dropped because their target left for good or another registration took its name.', v => v.counter.stats.dropped)
+  mirror('zkproxy_count_carried_total', 'Unflushed requests carried from a target\'s gone node to the node it re-registered with.', v => v.counter.stats.carried)
+  gauge('zkproxy_count_unflushed', 'Requests counted by this proxy for live targets and not yet written to ZooKeeper.', v => v?.counter.unflushed ?? 0)
+  gauge('zkproxy_count_awaiting_return', 'Requests counted for targets whose znode is gone, kept for 60 s in case the same registration comes back.', v => v?.counter.awaitingReturn ?? 0)
+  gauge('zkproxy_targets_held', 'Targets kept in the view by the re-registration grace although their znode is gone.', v => v?.targets.heldCount ?? 0)
+  mirror('zkproxy_target_removals_deferred_total', 'Target removals held back by the re-registration grace (right after a reconnect, they would have emptied most of a pool).', v => v.targets.stats.deferred)
+  mirror('zkproxy_target_removals_expired_total', 'Held targets removed when the re-registration grace ended without them coming back.', v => v.targets.stats.expired)
+  gauge('zkproxy_targets_view_age_seconds', 'Age of the view served: a saved view (--state-file) since it was saved, a live one since ZooKeeper was last reachable (0 while connected).', v => v === undefined ? 0 : viewAgeSeconds(v))
+  gauge('zkproxy_targets_view_saved', '1 while the view saved by --state-file is served (ZooKeeper has not delivered one yet).', v => v?.savedView?.inUse === true ? 1 : 0)
 }
 
 /** The request path: what each process that serves requests holds (its router, tunnels, cache). */

@@ -3,7 +3,7 @@
 import type { CounterStats } from '../registry/request-counter.js'
 import type { SessionState } from '../registry/session-view.js'
 import type { ProxyMetrics, StatusClass } from './metrics.js'
-import type { RuntimeView } from './runtime-view.js'
+import { viewAgeSeconds, type RuntimeView } from './runtime-view.js'
 
 export type HealthStatus = 'ok' | 'degraded' | 'unavailable'
 
@@ -18,6 +18,10 @@ export interface Health {
     readonly view: boolean
     readonly targets: number
     readonly routable: number
+    /** How old the view served is, in seconds (see viewAgeSeconds). */
+    readonly viewAgeSeconds: number
+    /** True while the view saved by --state-file is served. */
+    readonly savedView: boolean
   }
 }
 
@@ -42,13 +46,18 @@ export function health (v: RuntimeView): Health {
     status = 'unavailable'
     reasons.push('the proxy is stopping')
   } else {
-    if (state !== 'connected') reasons.push(`ZooKeeper session ${state}: serving the last known targets`)
+    const saved = v.savedView
+    if (saved?.inUse === true) {
+      reasons.push(`serving the view saved in ${saved.path} at ${new Date(saved.savedAt ?? 0).toISOString()} (${Math.round(viewAgeSeconds(v))} s old) until ZooKeeper delivers one`)
+    } else if (state !== 'connected') {
+      reasons.push(`ZooKeeper session ${state}: serving the last known targets`)
+    }
     if (targets.length === 0) reasons.push('no target is registered: requests are answered 503 no_targets')
     if (reasons.length > 0) status = 'degraded'
   }
   return {
     statusCode: status === 'unavailable' ? 503 : 200,
-    body: { status, degraded: status === 'degraded', reasons, id: v.id, zookeeper: state, view: v.router.hasView, targets: targets.length, routable }
+    body: { status, degraded: status === 'degraded', reasons, id: v.id, zookeeper: state, view: v.router.hasView, targets: targets.length, routable, viewAgeSeconds: Math.round(viewAgeSeconds(v) * 10) / 10, savedView: v.savedView?.inUse === true }
   }
 }
 

@@ -274,7 +274,7 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
   if (admin !== undefined && cfg.admin !== undefined) listeners.push({ host: cfg.admin.host, port: Number(new URL(admin.url).port) })
   admission.start(selfAddresses(listeners))
   session.start()
-  counter.start()
+  counter.start(id)
   targets.start()
 
   const advertised = advertise(publicUrl)

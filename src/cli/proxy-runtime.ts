@@ -9,6 +9,7 @@ import { listenError } from '../errors.js'
 import { EphemeralNode, ZkSession } from '../zk/index.js'
 import { TargetSet, type Snapshot } from '../registry/target-set.js'
 import { RequestCounter } from '../registry/request-counter.js'
+import { useStateFile, type StateFile } from '../registry/state-file.js'
 import { Router } from '../proxy/router.js'
 import { createProxyServer, type ProxyServer } from '../proxy/server.js'
 import { createAccessLogger } from './logger.js'
@@ -53,10 +54,11 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   })
   const admission = targetAdmission(cfg, session, () => targets, log)
   const targets = new TargetSet({ session, targetsPath: cfg.targetsPath, logger: log, admit: admission.admit })
-  targets.on('snapshot', (snap: Snapshot) => {
-    counter.update(snap.targets)
-    router.update(snap.targets)
-  })
+  const applyView = (view: Snapshot['targets']): void => {
+    counter.update(view)
+    router.update(view)
+  }
+  targets.on('snapshot', (snap: Snapshot) => { applyView(snap.targets) })
 
   // Metrics are recorded only where the admin listener can serve them: with `--admin off` the
   // request path carries no counters, histograms or timestamps at all.
@@ -92,7 +94,8 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   const id = cfg.id ?? `${hostname()}:${new URL(url).port}`
   const purgeAclEntries = cfg.zkAcl === undefined ? undefined : purgeAcl(cfg.zkAcl)
   const purge = async (filter: { host?: string, prefix?: string }): Promise<number> => await publishPurge(session, cfg.purgePath, filter, { logger: log, acl: purgeAclEntries })
-  const runtimeView = { url, id, session, router, counter, targets, cache, listener: server, purge }
+  let stateFile: StateFile | undefined
+  const runtimeView = { url, id, session, router, counter, targets, cache, listener: server, purge, get savedView () { return stateFile?.status } }
   metrics?.observe(runtimeView)
   let admin: AdminServer | undefined
   try {
@@ -108,8 +111,10 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   const listeners = [{ host: cfg.listen.host, port: Number(new URL(url).port) }]
   if (admin !== undefined && cfg.admin !== undefined) listeners.push({ host: cfg.admin.host, port: Number(new URL(admin.url).port) })
   admission.start(selfAddresses(listeners))
+  // Before the target set starts: a saved view may only ever precede the live one.
+  if (cfg.stateFile !== undefined) stateFile = await useStateFile({ path: cfg.stateFile, targetsPath: cfg.targetsPath, targets, apply: applyView, admit: admission.admit, logger: log })
   session.start()
-  counter.start()
+  counter.start(id)
   targets.start()
 
   // What `zkproxy status` shows: a wildcard listen address is advertised by host name.
@@ -126,6 +131,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   const stop = async (): Promise<void> => {
     await server.close(cfg.drainMs)
     await counter.stop()
+    await stateFile?.close()
     await announce.stop()
     revisionWatch.close()
     purgeWatch?.close()

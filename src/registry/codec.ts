@@ -16,6 +16,12 @@ export interface TargetData {
    * prefix from the path they forward to it (`--strip-prefix`). Absent: false.
    */
   stripPrefix?: boolean
+  /**
+   * The requests each proxy (by its id) has added to `requests`, so a proxy's write states its
+   * absolute total and is idempotent: a retried write after an unknown outcome adds nothing
+   * twice, and a node re-created from a stale copy is topped up by the proxies that know more.
+   */
+  countedBy?: Record<string, number>
 }
 
 /**
@@ -127,7 +133,7 @@ export function decodeTarget (name: string, data: Buffer | null): DecodeTargetRe
 }
 
 function decodeJsonTarget (name: string, json: Record<string, unknown>): DecodeTargetResult {
-  const { url, requests = 0, revision, startedAt, routes, stripPrefix } = json
+  const { url, requests = 0, revision, startedAt, routes, stripPrefix, countedBy } = json
   if (typeof url !== 'string') return fail(`target ${name}: "url" is missing or not a string`)
   const origin = originOf(url)
   if (!origin.ok) return fail(`target ${name}: ${origin.reason}`)
@@ -154,6 +160,10 @@ function decodeJsonTarget (name: string, json: Record<string, unknown>): DecodeT
   if (startedAt !== undefined) target.startedAt = startedAt
   if (parsedRoutes.routes.length > 0) target.routes = parsedRoutes.routes
   if (stripPrefix === true) target.stripPrefix = true
+  // A malformed ledger is left out rather than rejecting the target: it only makes this proxy's
+  // next write fall back to adding its delta.
+  const ledger = ledgerOf(countedBy)
+  if (ledger !== undefined) target.countedBy = ledger
   return { ok: true, target }
 }
 
@@ -179,6 +189,17 @@ export function decodeRoutes (value: unknown): RoutesResult {
     routes.push(r.route)
   }
   return { ok: true, routes }
+}
+
+function ledgerOf (value: unknown): Record<string, number> | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined
+  const out: Record<string, number> = {}
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (!isCount(v)) return undefined
+    if (k === '__proto__') continue // would set the prototype, not a key
+    out[k] = v
+  }
+  return out
 }
 
 function decodeBareCount (name: string, text: string): DecodeTargetResult {
@@ -246,6 +267,7 @@ export function encodeTarget (t: Omit<TargetData, 'routes'> & { routes?: Readonl
   // No routes: no field at all, so a default-pool target's znode reads as it always did.
   if (t.routes !== undefined && t.routes.length > 0) ordered.routes = t.routes.map(r => typeof r === 'string' ? r : r.key)
   if (t.stripPrefix === true) ordered.stripPrefix = true
+  if (t.countedBy !== undefined && Object.keys(t.countedBy).length > 0) ordered.countedBy = { ...t.countedBy }
   return Buffer.from(JSON.stringify(ordered), 'utf8')
 }
 

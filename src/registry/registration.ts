@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { createError, hasCode } from '../errors.js'
-import { EphemeralNode, SerialTask, isRetryable, updateWithRetry, type ConnectedEvent, type DataValue, type EphemeralOptions, type EphemeralState, type SessionState, type ZkSession } from '../zk/index.js'
+import { EphemeralNode, SerialTask, isRetryable, type ConnectedEvent, type DataValue, type EphemeralOptions, type EphemeralState, type SessionState, type ZkSession } from '../zk/index.js'
 import { securePath, type NodeAcls } from './acl-policy.js'
 import { decodeTarget, encodeRevision, encodeTarget, validateTargetName, type TargetData } from './codec.js'
 import { DEFAULT_POOL_KEY, parseRoute } from '../routes.js'
@@ -83,15 +83,14 @@ export function minimumCount (targets: Iterable<{ readonly name: string, readonl
 
 /**
  * The count a (re)created node starts at. `requests` is cumulative and the balancer sends
- * traffic to the lowest one, so a node must never start below the others: a first creation
- * starts at the floor (the others' minimum) or it would get every request until it caught up.
- * A re-creation keeps the count it last saw — dropping to the floor would erase its history and,
- * when it is above the floor, make it look idle — unless the others moved past it while the node
- * was gone (expiry takes a session timeout or more), in which case the same flooding argument
- * makes the floor win.
+ * traffic to the lowest one, so a first creation starts at the floor (the others' minimum) or it
+ * would get every request until it caught up. A re-creation by the same process continues its
+ * own count exactly: it is a ledger of requests routed (the proxies top it up with what they
+ * wrote after our last look, see request-counter.ts), and lifting it to the floor would count
+ * requests nobody routed. It lags the others only by what they got while it was gone.
  */
 export function startingCount (last: number | undefined, floor: number): number {
-  return last === undefined ? floor : Math.max(last, floor)
+  return last ?? floor
 }
 
 /** Events: 'state' (RegistrationState), 'revision' (RevisionEvent, once per instance). */
@@ -116,6 +115,7 @@ export class Registration extends EventEmitter {
   #stopping: Promise<void> | undefined
   #floor = 0
   #lastCount: number | undefined
+  #lastLedger: Record<string, number> | undefined
   #czxid: number | undefined
   #revisionDone = false
   readonly #revisionTask = new SerialTask(async () => { await this.#publishRevision() }, () => this.#revisionDone || !this.#wanted || this.revision === undefined)
@@ -262,10 +262,15 @@ export class Registration extends EventEmitter {
   }
 
   #dataFor (last: Buffer | undefined): Buffer {
-    const lastCount = (last === undefined ? undefined : countOf(this.name, last)) ?? this.#lastCount
+    const seen = last === undefined ? undefined : decodeTarget(this.name, last)
+    const lastCount = (seen?.ok === true ? seen.target.requests : undefined) ?? this.#lastCount
+    const countedBy = (seen?.ok === true ? seen.target.countedBy : undefined) ?? this.#lastLedger
     const data: TargetData = {
       url: this.url, requests: startingCount(lastCount, this.#floor), ...(this.revision === undefined ? {} : { revision: this.revision }), startedAt: this.#startedAt, routes: this.routes, stripPrefix: this.stripPrefix
     }
+    if (lastCount === undefined) this.#log.info({ path: this.path, requests: data.requests }, 'first registration: count starts at its pool\'s minimum')
+    // The proxies' ledger goes with the count: each of them adds only what it is missing.
+    if (countedBy !== undefined) data.countedBy = countedBy
     return encodeTarget(data)
   }
 
@@ -275,37 +280,15 @@ export class Registration extends EventEmitter {
       if (this.#state === 'registered') this.#setState('pending')
       return
     }
-    this.#lastCount = countOf(this.name, value.data) ?? this.#lastCount
+    const t = decodeTarget(this.name, value.data)
+    if (t.ok) {
+      this.#lastCount = t.target.requests
+      this.#lastLedger = t.target.countedBy ?? this.#lastLedger
+    }
     if (value.stat.czxid === this.#czxid) return
     // A new creation by our current session (first, after expiry, or after a deletion).
     this.#czxid = value.stat.czxid
     this.#setState('registered')
-    void this.#raiseToFloor()
-  }
-
-  /**
-   * A re-created node got the floor known when it was built, which may be old (EphemeralNode
-   * builds data synchronously, without reading): read the others again and lift our count with a
-   * versioned write if they moved past it. Proxies write the same field the same way (CAS), so
-   * no increment of theirs is lost; the window with the lower count is one round trip.
-   */
-  async #raiseToFloor (): Promise<void> {
-    try {
-      const floor = await this.#readFloor()
-      this.#floor = floor
-      const me = this.#session.sessionId
-      const r = await updateWithRetry(this.#session, this.path, (data, stat) => {
-        if (stat.ephemeralOwner !== me) return undefined
-        const t = decodeTarget(this.name, data)
-        if (!t.ok || t.target.requests >= floor) return undefined
-        // Our own node: every field but the count is ours, routes included.
-        return encodeTarget({ url: t.target.url, requests: floor, ...pick(t.target), routes: this.routes, stripPrefix: this.stripPrefix })
-      })
-      if (r !== undefined) this.#log.info({ path: this.path, requests: floor }, 'raised the re-created target\'s count to the others\' minimum')
-    } catch (err) {
-      // Gone again or disconnected: the next creation runs this again.
-      if (!isRetryable(err) && !hasCode(err, 'ZKPROXY_ERR_ZK_NO_NODE')) this.#log.warn({ err, path: this.path }, 'could not check the re-created target\'s count')
-    }
   }
 
   /** The name of another live target carrying `revision`, if any. */
@@ -396,11 +379,4 @@ function urlProblem (name: string, url: string): string | undefined {
 
 function sameKeys (a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((k, i) => k === b[i])
-}
-
-function pick (t: { revision?: string, startedAt?: string }): { revision?: string, startedAt?: string } {
-  const out: { revision?: string, startedAt?: string } = {}
-  if (t.revision !== undefined) out.revision = t.revision
-  if (t.startedAt !== undefined) out.startedAt = t.startedAt
-  return out
 }

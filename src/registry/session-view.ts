@@ -5,5 +5,5 @@ import type { ZkSession } from '../zk/index.js'
 
 export type { ConnectedEvent, SessionState } from '../zk/index.js'
 
-/** The read-only face of a ZkSession: `state`, `sessionId`, `connectString`, and its events. */
-export type SessionView = Pick<ZkSession, 'state' | 'sessionId' | 'connectString' | 'on' | 'off'>
+/** The read-only face of a ZkSession: `state`, `sessionId`, `connectString`, since when it is unreachable, and its events. */
+export type SessionView = Pick<ZkSession, 'state' | 'sessionId' | 'connectString' | 'unreachableSince' | 'on' | 'off'>

@@ -30,12 +30,16 @@ export interface TargetInfo {
   readonly version: number
   /** True when the znode holds the bare-integer form (written back in that form). */
   readonly bare: boolean
+  /** Each proxy's share of `requests` (see request-counter.ts), when the node keeps the ledger. */
+  readonly countedBy?: Readonly<Record<string, number>> | undefined
 }
 
 export interface Snapshot {
   readonly targets: readonly TargetInfo[]
   /** Znodes present but rejected (malformed), with the reason: for the admin API. */
   readonly rejected: ReadonlyArray<{ readonly name: string, readonly reason: string }>
+  /** Names kept in `targets` by the re-registration grace although their znode is gone. */
+  readonly held?: readonly string[]
 }
 
 export interface TargetSetOptions {
@@ -44,6 +48,26 @@ export interface TargetSetOptions {
   readonly logger: Logger
   /** Optional filter (an address policy, an ACL check); see Admission. */
   readonly admit?: (t: TargetInfo) => Admission
+  /**
+   * The re-registration grace (default 5000 ms, 0 turns it off): removals seen within this long
+   * after a reconnect that would empty a pool or take most of it are held back this long, so
+   * targets re-registering at once (new nodes, same names) never leave the pool empty.
+   */
+  readonly graceMs?: number
+  /** The pool a target belongs to (default: one pool for all). */
+  readonly poolOf?: (t: TargetInfo) => string
+  readonly now?: () => number
+}
+
+export const DEFAULT_REREGISTRATION_GRACE_MS = 5000
+
+export interface TargetSetStats {
+  /** Target removals held back by the re-registration grace. */
+  deferred: number
+  /** Held targets whose name came back within the grace (re-registered). */
+  returned: number
+  /** Held targets removed when the grace ended (they did not come back). */
+  expired: number
 }
 
 /**
@@ -72,24 +96,47 @@ export class TargetSet extends EventEmitter {
   // One warning per znode version, not one per re-read.
   readonly #warned = new Map<string, string>()
   readonly #parsed = new WeakMap<DataValue, TargetInfo | { reason: string }>()
+  readonly #now: () => number
+  readonly #graceMs: number
+  /** When the session last came back after being away (undefined: never away yet). */
+  #reconnectedAt: number | undefined
+  #away = false
+  readonly #held = new Map<string, { info: TargetInfo, until: number }>()
+  #graceTimer: NodeJS.Timeout | undefined
+  readonly stats: TargetSetStats = { deferred: 0, returned: 0, expired: 0 }
+  readonly #onState = (s: string): void => {
+    if (s === 'connected') {
+      if (this.#away) this.#reconnectedAt = this.#now()
+      this.#away = false
+    } else if (s !== 'closed') {
+      this.#away = true
+    }
+  }
 
   constructor (opts: TargetSetOptions) {
     super()
     this.#opts = opts
     this.#log = opts.logger
+    this.#now = opts.now ?? Date.now
+    this.#graceMs = opts.graceMs ?? DEFAULT_REREGISTRATION_GRACE_MS
   }
 
   get snapshot (): Snapshot | undefined { return this.#snapshot }
+  /** Targets currently kept by the re-registration grace. */
+  get heldCount (): number { return this.#held.size }
 
   /** Asks `admit` again about every target (its answer changed); emits if the view did. */
   refresh (): void { this.#rebuild() }
 
   start (): this {
+    this.#opts.session.on('state', this.#onState)
     this.#childrenWatch = watchChildren(this.#opts.session, this.#opts.targetsPath, (children) => { this.#onChildren(children ?? []) }, this.#log)
     return this
   }
 
   close (): void {
+    this.#opts.session.off('state', this.#onState)
+    clearTimeout(this.#graceTimer)
     this.#childrenWatch?.close()
     for (const e of this.#entries.values()) e.watch.close()
     this.#entries.clear()
@@ -140,15 +187,74 @@ export class TargetSet extends EventEmitter {
       if (typeof t === 'string') rejected.push({ name, reason: t })
       else targets.push(t)
     }
+    this.#applyGrace(targets)
     targets.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
     const key = targets.map(t => `${t.name}@${t.generation}:${t.version}:${t.origin}:${t.requests}`).join('|') +
       '#' + rejected.map(r => `${r.name}:${r.reason}`).join('|')
     if (this.#snapshot !== undefined && key === this.#lastKey) return
     this.#lastKey = key
     const previous = this.#snapshot
-    this.#snapshot = Object.freeze({ targets: Object.freeze(targets), rejected: Object.freeze(rejected) })
+    this.#snapshot = Object.freeze({ targets: Object.freeze(targets), rejected: Object.freeze(rejected), held: Object.freeze([...this.#held.keys()]) })
     this.#logMembership(previous, this.#snapshot)
     this.emit('snapshot', this.#snapshot)
+  }
+
+  /**
+   * The re-registration grace. After ZooKeeper comes back, replicas whose sessions were lost
+   * re-register (delete, create: new nodes, same names) at about the same moment, and a pool
+   * seen between the deletions and the creations is empty: every request in that window would
+   * get a 503. So right after a reconnect, removals that would empty a pool or take more than
+   * half of it are held back (the targets stay in the snapshot, routable) until their names come
+   * back or the grace ends; a legitimate scale-down is only delayed by the grace, once.
+   */
+  #applyGrace (targets: TargetInfo[]): void {
+    const now = this.#now()
+    const liveNames = new Set(targets.map(t => t.name))
+    // Held once, removed when the grace ends: never held again for the same removal.
+    const ended = new Set<string>()
+    for (const [name, h] of this.#held) {
+      if (liveNames.has(name)) {
+        this.#held.delete(name)
+        this.stats.returned++
+        this.#log.info({ target: name, heldMs: now - (h.until - this.#graceMs) }, 'held target re-registered')
+      } else if (h.until <= now) {
+        this.#held.delete(name)
+        ended.add(name)
+        this.stats.expired++
+        this.#log.info({ target: name, graceMs: this.#graceMs }, 'held target did not re-register within the grace: removed')
+      }
+    }
+    const previous = this.#snapshot?.targets ?? []
+    const inGrace = this.#graceMs > 0 && this.#reconnectedAt !== undefined && now - this.#reconnectedAt <= this.#graceMs
+    if (inGrace) {
+      const poolOf = this.#opts.poolOf ?? (() => '')
+      const before = new Map<string, number>()
+      const after = new Map<string, number>()
+      for (const t of previous) before.set(poolOf(t), (before.get(poolOf(t)) ?? 0) + 1)
+      for (const t of targets) after.set(poolOf(t), (after.get(poolOf(t)) ?? 0) + 1)
+      for (const t of previous) {
+        if (liveNames.has(t.name) || this.#held.has(t.name) || ended.has(t.name)) continue
+        const pool = poolOf(t)
+        const had = before.get(pool) ?? 0
+        const left = after.get(pool) ?? 0
+        // "Most of it": more than half of the pool gone at once.
+        if (left > 0 && (had - left) * 2 <= had) continue
+        this.#held.set(t.name, { info: t, until: now + this.#graceMs })
+        this.stats.deferred++
+        this.#log.info({ target: t.name, graceMs: this.#graceMs, pool, poolBefore: had, poolLeft: left }, 'target removal held back after a reconnect (re-registration grace)')
+      }
+    }
+    for (const h of this.#held.values()) targets.push(h.info)
+    this.#armGraceTimer()
+  }
+
+  #armGraceTimer (): void {
+    clearTimeout(this.#graceTimer)
+    this.#graceTimer = undefined
+    if (this.#held.size === 0) return
+    const next = Math.min(...[...this.#held.values()].map(h => h.until))
+    this.#graceTimer = setTimeout(() => { this.#rebuild() }, Math.max(0, next - this.#now()) + 1)
+    this.#graceTimer.unref()
   }
 
   /**
@@ -173,7 +279,8 @@ export class TargetSet extends EventEmitter {
           stripPrefix: r.target.stripPrefix === true,
           generation: String(value.stat.czxid),
           version: value.stat.version,
-          bare: /^\s*\d+\s*$/.test(value.data.toString('latin1'))
+          bare: /^\s*\d+\s*$/.test(value.data.toString('latin1')),
+          countedBy: r.target.countedBy
         }
     this.#parsed.set(value, parsed)
     return parsed

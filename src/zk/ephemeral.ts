@@ -118,6 +118,7 @@ export class EphemeralNode extends EventEmitter {
     const s = this.#session
     if (s.state !== 'connected' || this.#state === 'stopped') return
     const me = s.sessionId
+    let carried: Buffer | undefined
     for (let attempt = 0; attempt < 5; attempt++) {
       const stat = await s.exists(this.path)
       if (stat !== null) {
@@ -129,9 +130,15 @@ export class EphemeralNode extends EventEmitter {
         }
         if (s.ownsSession(stat.ephemeralOwner)) {
           // Left by our own expired session: it would vanish on its own later, taking our
-          // registration with it, so replace it now.
+          // registration with it, so replace it now. Its data is read first and the delete is
+          // conditional on that version: the new node starts from exactly what the old one
+          // held last (others may have written to it since we last saw it).
+          let old: DataValue
+          try { old = await s.get(this.path) } catch (err) { if (!isGone(err)) throw err; continue }
+          if (old.stat.ephemeralOwner !== stat.ephemeralOwner) continue
           this.#log.info({ path: this.path, owner: stat.ephemeralOwner }, 'replacing ephemeral node left by our previous session')
-          try { await s.delete(this.path, stat.version) } catch (err) { if (!isGone(err)) throw err }
+          try { await s.delete(this.path, old.stat.version) } catch (err) { if (!isGone(err)) throw err; continue }
+          carried = old.data
           continue
         }
         if (this.#state !== 'conflict') {
@@ -143,7 +150,7 @@ export class EphemeralNode extends EventEmitter {
       if (this.#opts.beforeCreate !== undefined) await this.#opts.beforeCreate()
       else await s.mkdirp(posix.dirname(this.path))
       try {
-        await s.create(this.path, this.#opts.data(this.#last?.data), CreateMode.EPHEMERAL)
+        await s.create(this.path, this.#opts.data(carried ?? this.#last?.data), CreateMode.EPHEMERAL)
         if ((this.#state as EphemeralState) === 'stopped') {
           // stop() ran while this create was on its way and found nothing to delete.
           await s.delete(this.path, -1).catch(() => {})

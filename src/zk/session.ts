@@ -27,7 +27,21 @@ export interface SessionOptions {
    * namespace), so every path under it works. Default true; read-only tools pass false.
    */
   readonly createChroot?: boolean
+  /**
+   * Unreachable this long (default 3000 ms), the session logs one warning naming the ensemble,
+   * then again at doubling intervals (at most every 5 min) while it stays away; one info line
+   * when it is back. Not one line per retry: the C client retries every host on its own.
+   */
+  readonly unreachableWarnMs?: number
 }
+
+const UNREACHABLE_WARN_MS = 3000
+// A suspended handle is given this long (doubling, up to a third of the session timeout) before
+// the session is resumed on a fresh handle. Measured after a leader kill in a 3-node ensemble:
+// the C client sat on a connection whose handshake a server never answered, for two thirds of
+// the session timeout (its only handshake deadline), although the other servers were serving.
+const REDIAL_MS = 1500
+const UNREACHABLE_WARN_MAX_MS = 5 * 60_000
 
 /** `host:port,…[/chroot]` → the hosts and the chroot ('' when there is none). */
 function splitChroot (connect: string): { hosts: string, chroot: string } {
@@ -57,10 +71,14 @@ export class ZkSession extends EventEmitter {
   /** The current handle's socket is up (between its 'connected' and 'connecting' events). */
   #up = false
   #lostTimer: NodeJS.Timeout | undefined
+  #redialTimer: NodeJS.Timeout | undefined
   #retryTimer: NodeJS.Timeout | undefined
   #retryDelayMs: number
   #stopped = false
   readonly #sessionIds = new Set<string>()
+  #unreachableSince: number | undefined
+  #unreachableTimer: NodeJS.Timeout | undefined
+  #unreachableWarned = false
 
   constructor (opts: SessionOptions) {
     super()
@@ -81,8 +99,44 @@ export class ZkSession extends EventEmitter {
   ownsSession (id: string): boolean { return this.#sessionIds.has(id) }
 
   start (): this {
-    if (this.#handle === undefined && !this.#stopped) this.#open()
+    if (this.#handle === undefined && !this.#stopped) {
+      this.#open()
+      this.#trackReachability()
+    }
     return this
+  }
+
+  /** Since when ZooKeeper has been unreachable (ms epoch), undefined while connected. */
+  get unreachableSince (): number | undefined { return this.#unreachableSince }
+
+  #trackReachability (): void {
+    const s = this.#state
+    if (s === 'connected' || s === 'closed' || s === 'auth_failed') {
+      clearTimeout(this.#unreachableTimer)
+      this.#unreachableTimer = undefined
+      const since = this.#unreachableSince
+      this.#unreachableSince = undefined
+      if (s === 'connected' && since !== undefined && this.#unreachableWarned) {
+        this.#log.info({ zk: { connect: this.#opts.connect, unreachableMs: Date.now() - since } }, `zookeeper reachable again at ${this.#opts.connect}`)
+      }
+      this.#unreachableWarned = false
+      return
+    }
+    if (this.#unreachableSince !== undefined) return
+    this.#unreachableSince = Date.now()
+    this.#armUnreachableWarning(this.#opts.unreachableWarnMs ?? UNREACHABLE_WARN_MS)
+  }
+
+  #armUnreachableWarning (delayMs: number): void {
+    this.#unreachableTimer = setTimeout(() => {
+      const since = this.#unreachableSince
+      if (since === undefined || this.#stopped) return
+      const ms = Date.now() - since
+      this.#unreachableWarned = true
+      this.#log.warn({ zk: { connect: this.#opts.connect, state: this.#state, unreachableMs: ms } }, `zookeeper unreachable for ${Math.round(ms / 1000)} s at ${this.#opts.connect}`)
+      this.#armUnreachableWarning(Math.min(delayMs * 2, UNREACHABLE_WARN_MAX_MS))
+    }, delayMs)
+    this.#unreachableTimer.unref()
   }
 
   /** Resolves once connected; rejects after `timeoutMs` (never hangs). */
@@ -110,6 +164,8 @@ export class ZkSession extends EventEmitter {
     this.#stopped = true
     clearTimeout(this.#lostTimer)
     clearTimeout(this.#retryTimer)
+    clearTimeout(this.#redialTimer)
+    clearTimeout(this.#unreachableTimer)
     const h = this.#handle
     this.#handle = undefined
     // Closing the handle ends the session on the server, so our ephemeral nodes go at once.
@@ -122,14 +178,15 @@ export class ZkSession extends EventEmitter {
     const from = this.#state
     this.#state = s
     this.#log.info({ zk: { from, to: s, connect: this.#opts.connect, sessionId: this.sessionId } }, `zookeeper session ${s}`)
+    this.#trackReachability()
     this.emit('state', s)
   }
 
-  #open (): void {
-    const h = new NativeHandle({ connect: this.#opts.connect, sessionTimeoutMs: this.#opts.sessionTimeoutMs })
+  #open (resume?: { id: string, password: string }): void {
+    const h = new NativeHandle({ connect: this.#opts.connect, sessionTimeoutMs: this.#opts.sessionTimeoutMs, ...(resume === undefined ? {} : { session: resume }) })
     this.#handle = h
     this.#generation++
-    this.#established = false
+    this.#established = resume !== undefined
     this.#up = false
     h.on('connected', () => { this.#onConnected(h) })
     h.on('connecting', () => { this.#onConnecting(h) })
@@ -140,6 +197,7 @@ export class ZkSession extends EventEmitter {
     if (h !== this.#handle) return
     this.#up = true
     clearTimeout(this.#lostTimer)
+    clearTimeout(this.#redialTimer)
     const newSession = !this.#established
     this.#established = true
     this.#retryDelayMs = this.#opts.backoff?.initialMs ?? 250
@@ -150,8 +208,9 @@ export class ZkSession extends EventEmitter {
       this.emit('connected', { newSession, sessionId: h.sessionId } satisfies ConnectedEvent)
     }
     if (!newSession) { announce(); return }
+    this.#log.debug({ zk: { sessionId: h.sessionId } }, 'zookeeper new session: preparing')
     // A new session: add credentials, then sync so that the first reads are not a lagging
-    // follower's view (the C client's known limits, docs/architecture.md). A failed sync only means we disconnected
+    // follower's view. A failed sync only means we disconnected
     // again; the next 'connected' announces then.
     void this.#prepare(h).then(announce, (err: unknown) => {
       if ((err as { code?: string }).code === 'ZKPROXY_ERR_ZK_AUTH_FAILED') {
@@ -215,16 +274,42 @@ export class ZkSession extends EventEmitter {
     if (h !== this.#handle) return
     this.#up = false
     if (!this.#established) return
+    // A handle resuming the session (see #armRedial) starting to connect: the deadlines of the
+    // disconnection it continues stand.
+    if (this.#state === 'suspended') return
     this.#setState('suspended')
     // A partitioned client is not told when the server expires its session; after the
     // session timeout we must assume it did (Curator's LOST) and start a new one.
     clearTimeout(this.#lostTimer)
     this.#lostTimer = setTimeout(() => {
-      if (h !== this.#handle || this.#state !== 'suspended') return
-      this.#log.warn({ zk: { sessionId: h.sessionId } }, 'zookeeper disconnected longer than the session timeout: treating the session as lost')
-      this.#replace(h)
+      const current = this.#handle
+      if (current === undefined || this.#state !== 'suspended') return
+      this.#log.warn({ zk: { sessionId: current.sessionId } }, 'zookeeper disconnected longer than the session timeout: treating the session as lost')
+      this.#replace(current)
     }, Math.max(h.negotiatedTimeoutMs, this.#opts.sessionTimeoutMs))
     this.#lostTimer.unref()
+    this.#armRedial(h, REDIAL_MS)
+  }
+
+  /**
+   * Resumes the same session on a fresh handle when this one stays disconnected: the new handle
+   * starts over at a random server, and the session (with its ephemeral nodes) carries on. The
+   * old handle is closed while it is not connected, which frees it without ending the session.
+   * Watches are re-armed by the 'connected' that follows (the generation changed).
+   */
+  #armRedial (h: NativeHandle, delayMs: number): void {
+    clearTimeout(this.#redialTimer)
+    this.#redialTimer = setTimeout(() => {
+      if (h !== this.#handle || this.#up || this.#stopped || h.closed || this.#state !== 'suspended') return
+      const session = { id: h.sessionId, password: h.sessionPassword }
+      this.#log.info({ zk: { sessionId: session.id, afterMs: delayMs } }, 'zookeeper still disconnected: resuming the session on a fresh connection')
+      this.#handle = undefined
+      h.close()
+      this.#open(session)
+      const next = this.#handle as NativeHandle | undefined
+      if (next !== undefined) this.#armRedial(next, Math.min(delayMs * 2, Math.max(REDIAL_MS, Math.floor(this.#opts.sessionTimeoutMs / 3))))
+    }, delayMs)
+    this.#redialTimer.unref()
   }
 
   #onClosed (h: NativeHandle, code: number): void {
@@ -239,6 +324,7 @@ export class ZkSession extends EventEmitter {
 
   #replace (old: NativeHandle): void {
     clearTimeout(this.#lostTimer)
+    clearTimeout(this.#redialTimer)
     this.#handle = undefined
     this.#established = false
     old.close()

@@ -65,9 +65,10 @@ describe('startingCount', () => {
     expect(startingCount(undefined, 0)).toBe(0)
   })
 
-  it('a re-creation keeps its last count, unless the others moved past it', () => {
+  it('a re-creation continues its own count exactly, even when the others moved past it', () => {
     expect(startingCount(42, 10)).toBe(42)
-    expect(startingCount(42, 500)).toBe(500)
+    expect(startingCount(42, 500)).toBe(42)
+    expect(startingCount(0, 500)).toBe(0)
   })
 })
 
