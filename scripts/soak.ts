@@ -151,7 +151,7 @@ function fds (pid: number): number {
 }
 
 function startCountOf (proc: ReplicaProcess): number | undefined {
-  const lines = proc.logs().filter(l => l.msg === 'first registration: count starts at the others\' minimum')
+  const lines = proc.logs().filter(l => typeof l.msg === 'string' && l.msg.startsWith('first registration: count starts at'))
   const last = lines.at(-1)
   return last === undefined ? undefined : Number(last['requests'])
 }

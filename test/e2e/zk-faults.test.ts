@@ -16,6 +16,12 @@ import { closeAllSessions, connectSession } from '../support/zk-client.js'
 import { freePort } from '../support/ports.js'
 import { loadFor, startLoad, startProxyProcess, startReplica, untilCountsAddUp, untilRegistered, untilRouting, type ReplicaProcess } from '../support/fleet.js'
 
+/** A log line's time in ms (the CLI logs ISO times). */
+function timeOf (l: Record<string, unknown>): number {
+  const t = l['time']
+  return typeof t === 'number' ? t : Date.parse(String(t))
+}
+
 let zk: ZkCluster | undefined
 const dirs: string[] = []
 
@@ -49,8 +55,8 @@ async function metric (admin: string, name: string): Promise<number> {
 
 /** Milliseconds from `since` to the first log line matching, by the line's own timestamp. */
 function msUntil (lines: LogLine[], since: number, match: (l: LogLine) => boolean): number | undefined {
-  const l = lines.find(x => (x['time'] as number) >= since && match(x))
-  return l === undefined ? undefined : (l['time'] as number) - since
+  const l = lines.find(x => timeOf(x) >= since && match(x))
+  return l === undefined ? undefined : timeOf(l) - since
 }
 
 describe('ZooKeeper outages under load', () => {
@@ -104,7 +110,7 @@ describe('ZooKeeper outages under load', () => {
     } finally {
       await zk.startNode(0)
     }
-    await waitForLog(proxy.proc, l => l.msg === 'zookeeper session connected' && (l['time'] as number) > downAt, ms(20_000), 'proxy reconnected')
+    await waitForLog(proxy.proc, l => l.msg === 'zookeeper session connected' && timeOf(l) > downAt, ms(20_000), 'proxy reconnected')
     await loadFor(load.result, 300)
     const r = await load.stop()
     expect(r.failures).toEqual([])
@@ -136,7 +142,7 @@ describe('scale-down', () => {
     await zk.stopNode(0)
     const downAt = Date.now()
     await zk.startNode(0)
-    await waitForLog(proxy.proc, l => l.msg === 'zookeeper session connected' && (l['time'] as number) > downAt, ms(20_000), 'proxy reconnected')
+    await waitForLog(proxy.proc, l => l.msg === 'zookeeper session connected' && timeOf(l) > downAt, ms(20_000), 'proxy reconnected')
     const t0 = Date.now()
     await Promise.all(second.map(async r => await r.proc.stop('SIGTERM', ms(10_000))))
     await until(noTargets, { timeoutMs: ms(15_000), intervalMs: 100, message: '503 no_targets after the grace' })
