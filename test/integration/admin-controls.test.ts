@@ -49,6 +49,10 @@ describe('POST /targets/:name/(drain|undrain|eject)', () => {
     await send(proxy.url, 10)
     expect(a.hits()).toBe(0)
     expect(b.hits()).toBe(10)
+    const m = await (await request(`${admin}/metrics`)).body.text()
+    expect(m).toContain('zkproxy_targets{state="drained"} 1')
+    expect(m).toContain('zkproxy_targets{state="ejected"} 0')
+    expect(m).toContain('zkproxy_target_drained{target="a"} 1')
     expect(await post(`${admin}/targets/a/undrain`, 'undrain')).toEqual({ status: 200, body: expect.objectContaining({ name: 'a', drained: false }) })
     await send(proxy.url, 10)
     // Least-used: a, behind by 10, gets the next ones.
