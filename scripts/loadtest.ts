@@ -228,7 +228,7 @@ function progress (instance: Instance, durationSec: number): void {
   })
 }
 
-function summary (o: Options, r: Result, seen: Scrape | undefined): string {
+function summary (o: Options, r: Result, seen: Scrape | undefined, unmeasured: string): string {
   const fmt = (n: number): string => n.toLocaleString('en-US')
   const pct = (n: number, of: number): string => (of === 0 ? '-' : `${(100 * n / of).toFixed(1)}%`)
   const lines = [
@@ -242,7 +242,7 @@ function summary (o: Options, r: Result, seen: Scrape | undefined): string {
     ''
   ]
   if (seen === undefined) {
-    lines.push('  who served what: not measured (--admin off)')
+    lines.push(`  who served what: not measured (${unmeasured})`)
     return lines.join('\n') + '\n'
   }
   const forwarded = [...seen.perTarget.values()].reduce((a, b) => a + b, 0)
@@ -274,10 +274,20 @@ async function main (): Promise<void> {
   const before = o.admin === undefined ? undefined : await scrape(o.admin)
   process.stderr.write(`loadtest: ${o.connections} connections for ${o.durationSec} s (at most ${o.maxRequests.toLocaleString('en-US')} requests) against ${o.url.href}\n`)
   const r = await runLoad(o)
-  const seen = o.admin === undefined || before === undefined ? undefined : difference(before, await scrape(o.admin))
+  let seen: Scrape | undefined
+  let unmeasured = '--admin off'
+  if (o.admin !== undefined && before !== undefined) {
+    // The proxy may have stopped during the run: what autocannon measured is still reported.
+    try {
+      seen = difference(before, await scrape(o.admin))
+    } catch (err) {
+      unmeasured = 'the proxy\'s metrics could not be read after the run'
+      process.stderr.write(`loadtest: ${(err as Error).message}\n`)
+    }
+  }
   // With --json, stdout carries the JSON document and nothing else (progress goes to stderr).
   if (!o.json) {
-    process.stdout.write(summary(o, r, seen))
+    process.stdout.write(summary(o, r, seen, unmeasured))
   } else {
     process.stdout.write(JSON.stringify({
       url: o.url.href,
