@@ -2,7 +2,7 @@
 // playwright-core): it loads, shows the two registered targets, shows a third within 2 s of it
 // registering, and drops one after it stops; and, under load, the last minute's hit ratio with
 // bypasses, a target that left greyed with why, the routes, the badge turning Degraded on an
-// ejection, and the drain/eject controls behind a confirmation. The proxy runs in-process with
+// ejection (and while ZooKeeper is away), and the drain/eject controls behind a confirmation. The proxy runs in-process with
 // real backends registered in a real ZooKeeper. Screenshots are kept in test-results/ as
 // artifacts; the second test also writes docs/dashboard.png.
 import { existsSync } from 'node:fs'
@@ -191,4 +191,24 @@ it('under load: hit ratio with bypasses, a departed target, routes, and the cont
     await load.stop()
   }
   expect(problems).toEqual([])
+})
+
+it('the badge says Degraded while the ZooKeeper session is not connected, and Healthy again after', async () => {
+  browser = await launch()
+  const path = uniquePath('targets')
+  await replica(path, 'web-1', '9f2c1e0')
+  const proxy = await startTestProxy(zk.connectString, ['--targets-path', path, '--admin', '127.0.0.1:0'])
+  if (proxy.admin === undefined) throw new Error('no admin listener')
+  const page = await browser.newPage({ reducedMotion: 'reduce' })
+  await page.goto(`${proxy.admin.url}/`)
+  const badge = async (): Promise<string> => (await page.locator('#health').textContent()) ?? ''
+  await expect.poll(badge, { timeout: ms(5000) }).toBe('Healthy')
+  await zk.stopNode(0)
+  try {
+    await expect.poll(badge, { timeout: ms(10_000) }).toBe('Degraded')
+    expect(await page.locator('#reasons').textContent()).toMatch(/ZooKeeper session (suspended|connecting|expired)/)
+  } finally {
+    await zk.startNode(0)
+  }
+  await expect.poll(badge, { timeout: ms(20_000) }).toBe('Healthy')
 })
