@@ -157,7 +157,7 @@ const BODY = `
   <section class="panel" id="help">
     <div class="panel-head"><h2>What the figures mean</h2></div>
     <div class="help"><dl>
-      <dt>ejected</dt><dd>requests from this proxy to the target failed; it gets none (but as a last resort) until its back-off ends and a request gets through, or its znode is re-created. Other proxies decide for themselves.</dd>
+      <dt>ejected</dt><dd>requests from this proxy to the target failed (or an operator ejected it here); it gets none (but as a last resort) until its back-off ends and a request gets through, or its znode is re-created. Other proxies decide for themselves.</dd>
       <dt>drained</dt><dd>an operator drained it on this proxy (Controls): no new requests but as a last resort; requests in flight finish.</dd>
       <dt>left</dt><dd>greyed rows: targets whose znode went in the last 5 minutes. deregistered: it deleted its znode (SIGTERM) or someone did; session expired: requests to it were failing when it went (a crash, a cut-off host); rejected: its znode is there but its data no longer decodes.</dd>
       <dt>dropped</dt><dd>counted requests not written to ZooKeeper because their target left or was re-created first; routing is not affected.</dd>
