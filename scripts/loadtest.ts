@@ -1,8 +1,13 @@
 // `npm run loadtest -- --url http://127.0.0.1:9000/ --duration 10 --connections 50`
 // autocannon, driven programmatically (after fastify's and pino's benchmarks): a progress bar
 // (a line per second without a terminal), then one summary table — req/s, latency
-// p50/p97.5/p99, errors and non-2xx, cache hits, and each replica's share of the responses,
-// counted from the `x-served-by` header the bundled replica sets.
+// p50/p97.5/p99, errors and non-2xx, then what the proxy itself counted during the run, read
+// from its admin listener's /metrics before and after: the requests each target answered
+// (`zkproxy_requests_total`, so the share is right for any backend, a `register`ed one that
+// sets no header included) and how many were cache hits, misses or bypassed the cache. A
+// response header cannot tell this: only the bundled replica names itself in one, and a
+// cached response carries the header of whoever produced it. The proxy's counts include any
+// other client's requests during the run; on a dev stack there are none.
 // Bounded in time (--duration, at most 600 s) and count (--max-requests), and only against
 // loopback unless --allow-remote: a load generator must not be pointed at someone else's host.
 // Exit code 1 when any request failed (connection error, timeout or non-2xx), so a run while
@@ -21,7 +26,6 @@ interface Result {
   non2xx: number
   statusCodeStats: Record<string, { count: number }>
 }
-interface Client { on (event: 'headers', fn: (info: { statusCode: number, headers: string[] }) => void): void }
 interface Instance {
   on (event: 'tick', fn: (t: { counter: number }) => void): void
   stop (): void
@@ -39,7 +43,8 @@ function loadAutocannon (): Autocannon {
 }
 
 const USAGE = `usage: npm run loadtest -- [--url http://127.0.0.1:9000/] [--duration 10] [--connections 50]
-          [--max-requests 1000000] [--timeout 10] [--bypass-cache] [--json] [--allow-remote]`
+          [--max-requests 1000000] [--timeout 10] [--bypass-cache] [--json] [--allow-remote]
+          [--admin http://127.0.0.1:9901|off]   (the loaded proxy's admin listener: who served what)`
 
 interface Options {
   url: URL
@@ -49,6 +54,8 @@ interface Options {
   timeoutSec: number
   bypassCache: boolean
   json: boolean
+  /** The proxy's admin listener; undefined with `--admin off` (no per-target figures). */
+  admin: URL | undefined
 }
 
 function parseOptions (argv: string[]): Options {
@@ -63,6 +70,8 @@ function parseOptions (argv: string[]): Options {
       'bypass-cache': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       'allow-remote': { type: 'boolean', default: false },
+      // The dev stack's admin address (`zkproxy dev`, `npm run demo`).
+      admin: { type: 'string', default: 'http://127.0.0.1:9901' },
       help: { type: 'boolean', default: false }
     }
   })
@@ -76,8 +85,14 @@ function parseOptions (argv: string[]): Options {
   if (!values['allow-remote'] && !isLoopback(url.hostname)) {
     throw new Error(`--url ${url.hostname} is not a loopback address; pass --allow-remote to load a host you operate`)
   }
+  let admin: URL | undefined
+  if (values.admin !== 'off') {
+    try { admin = new URL(values.admin) } catch { throw new Error(`--admin: not a URL (or off): ${values.admin}`) }
+    if (admin.protocol !== 'http:' && admin.protocol !== 'https:') throw new Error(`--admin: expected http: or https:, got ${admin.protocol}`)
+  }
   return {
     url,
+    admin,
     durationSec: whole('--duration', values.duration, 1, 600),
     connections: whole('--connections', values.connections, 1, 1000),
     maxRequests: whole('--max-requests', values['max-requests'], 1, 100_000_000),
@@ -97,9 +112,76 @@ function isLoopback (host: string): boolean {
   return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
-interface Tally { servedBy: Map<string, number>, cache: Map<string, number> }
+/** One scrape's figures of interest: requests answered per target, and cache lookups. */
+interface Scrape {
+  readonly perTarget: Map<string, number>
+  readonly hits: number
+  readonly misses: number
+  readonly bypassed: number
+  readonly stale: number
+}
 
-async function runLoad (o: Options, tally: Tally): Promise<Result> {
+/**
+ * The few series the report needs, from Prometheus' text format (one sample a line:
+ * `name{label="value",...} number`; label values escape `\\`, `\"` and `\n`).
+ */
+function parseScrape (text: string): Scrape {
+  const perTarget = new Map<string, number>()
+  let hits = 0; let misses = 0; let bypassed = 0; let stale = 0
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line)
+    if (m === null) continue
+    const value = Number(m[3])
+    if (!Number.isFinite(value)) continue
+    switch (m[1]) {
+      case 'zkproxy_requests_total': {
+        const target = labelsOf(m[2] ?? '').get('target')
+        if (target !== undefined) perTarget.set(target, (perTarget.get(target) ?? 0) + value)
+        break
+      }
+      case 'zkproxy_cache_hits_total': hits += value; break
+      case 'zkproxy_cache_misses_total': misses += value; break
+      case 'zkproxy_cache_bypasses_total': bypassed += value; break
+      case 'zkproxy_cache_stale_total': stale += value; break
+    }
+  }
+  return { perTarget, hits, misses, bypassed, stale }
+}
+
+function labelsOf (text: string): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const m of text.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+    out.set(m[1]!, m[2]!.replace(/\\(.)/g, (_all, c: string) => (c === 'n' ? '\n' : c)))
+  }
+  return out
+}
+
+/** What the proxy counted between two scrapes (a target that appeared in between started at 0). */
+function difference (before: Scrape, after: Scrape): Scrape {
+  const perTarget = new Map<string, number>()
+  for (const [name, n] of after.perTarget) {
+    const d = n - (before.perTarget.get(name) ?? 0)
+    if (d > 0) perTarget.set(name, d)
+  }
+  return { perTarget, hits: after.hits - before.hits, misses: after.misses - before.misses, bypassed: after.bypassed - before.bypassed, stale: after.stale - before.stale }
+}
+
+async function scrape (admin: URL): Promise<Scrape> {
+  const url = new URL('/metrics', admin)
+  let res: Response
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(5000) })
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message
+    throw new Error(`cannot read the proxy's metrics at ${url.href} (${cause}): pass --admin with the admin URL of the proxy under load (its \`proxy listening\` log line names it), or --admin off`)
+  }
+  if (!res.ok) throw new Error(`${url.href} answered ${res.status}: is --admin the proxy's admin listener?`)
+  const text = await res.text()
+  if (!text.includes('zkproxy_requests_total')) throw new Error(`${url.href} has no zkproxy metrics: is --admin the proxy's admin listener?`)
+  return parseScrape(text)
+}
+
+async function runLoad (o: Options): Promise<Result> {
   const autocannon = loadAutocannon()
   return await new Promise<Result>((resolve, reject) => {
     const instance = autocannon({
@@ -110,18 +192,7 @@ async function runLoad (o: Options, tally: Tally): Promise<Result> {
       maxOverallRequests: Math.max(o.maxRequests, o.connections),
       timeout: o.timeoutSec,
       // `no-store` makes the proxy skip its cache: every request then goes through the balancer.
-      headers: o.bypassCache ? { 'cache-control': 'no-store' } : {},
-      setupClient: (client: Client) => {
-        client.on('headers', ({ headers }) => {
-          // The parser hands headers over as a flat [name, value, name, value, ...] list.
-          for (let i = 0; i + 1 < headers.length; i += 2) {
-            const name = headers[i]?.toLowerCase()
-            const value = headers[i + 1] ?? ''
-            if (name === 'x-served-by') tally.servedBy.set(value, (tally.servedBy.get(value) ?? 0) + 1)
-            else if (name === 'x-cache') tally.cache.set(value.toUpperCase(), (tally.cache.get(value.toUpperCase()) ?? 0) + 1)
-          }
-        })
-      }
+      headers: o.bypassCache ? { 'cache-control': 'no-store' } : {}
     }, (err, result) => {
       clearTimeout(watchdog)
       process.off('SIGINT', onSigint)
@@ -157,11 +228,9 @@ function progress (instance: Instance, durationSec: number): void {
   })
 }
 
-function summary (o: Options, r: Result, tally: Tally): string {
+function summary (o: Options, r: Result, seen: Scrape | undefined, unmeasured: string): string {
   const fmt = (n: number): string => n.toLocaleString('en-US')
   const pct = (n: number, of: number): string => (of === 0 ? '-' : `${(100 * n / of).toFixed(1)}%`)
-  const served = [...tally.servedBy.values()].reduce((a, b) => a + b, 0)
-  const cacheSeen = [...tally.cache.values()].reduce((a, b) => a + b, 0)
   const lines = [
     '',
     `GET ${o.url.href}  ${o.connections} connections, ${o.durationSec} s${o.bypassCache ? ', cache bypassed (Cache-Control: no-store)' : ''}`,
@@ -169,19 +238,26 @@ function summary (o: Options, r: Result, tally: Tally): string {
     `  requests     ${fmt(r.requests.total)} in ${r.duration.toFixed(1)} s   ${fmt(Math.round(r.requests.average))} req/s average`,
     `  latency      p50 ${r.latency.p50} ms   p97.5 ${r.latency.p97_5} ms   p99 ${r.latency.p99} ms   max ${r.latency.max} ms`,
     `  throughput   ${(r.throughput.average / 1024 / 1024).toFixed(1)} MiB/s`,
-    `  errors       ${fmt(r.errors)} (of which timeouts ${fmt(r.timeouts)})   non-2xx ${fmt(r.non2xx)}`
+    `  errors       ${fmt(r.errors)} (of which timeouts ${fmt(r.timeouts)})   non-2xx ${fmt(r.non2xx)}`,
+    ''
   ]
-  if (cacheSeen > 0) {
-    lines.push(`  cache        ${[...tally.cache].sort().map(([k, n]) => `${k} ${pct(n, cacheSeen)}`).join('   ')}`)
+  if (seen === undefined) {
+    lines.push(`  who served what: not measured (${unmeasured})`)
+    return lines.join('\n') + '\n'
   }
-  lines.push('')
-  if (served === 0) {
-    lines.push('  no response carried x-served-by (not the bundled replica behind the proxy?)')
+  const forwarded = [...seen.perTarget.values()].reduce((a, b) => a + b, 0)
+  const lookups = seen.hits + seen.misses + seen.bypassed
+  lines.push(`  as counted by the proxy (${o.admin?.origin ?? ''}/metrics, during the run):`)
+  lines.push(lookups === 0
+    ? '  cache        off, or no request consulted it'
+    : `  cache        hits ${fmt(seen.hits)} (${pct(seen.hits, lookups)})   misses ${fmt(seen.misses)}   bypassed ${fmt(seen.bypassed)}${seen.stale > 0 ? `   stale served ${fmt(seen.stale)}` : ''}`)
+  if (forwarded === 0) {
+    lines.push('  no request was forwarded to a target')
   } else {
-    const rows = [...tally.servedBy].sort(([a], [b]) => a.localeCompare(b))
+    const rows = [...seen.perTarget].sort(([a], [b]) => a.localeCompare(b))
     const width = Math.max(10, ...rows.map(([name]) => name.length))
-    lines.push(`  ${'served by'.padEnd(width)}  ${'responses'.padStart(10)}  ${'share'.padStart(6)}`)
-    for (const [name, n] of rows) lines.push(`  ${name.padEnd(width)}  ${fmt(n).padStart(10)}  ${pct(n, served).padStart(6)}`)
+    lines.push('', `  ${'target'.padEnd(width)}  ${'responses'.padStart(10)}  ${'share'.padStart(6)}`)
+    for (const [name, n] of rows) lines.push(`  ${name.padEnd(width)}  ${fmt(n).padStart(10)}  ${pct(n, forwarded).padStart(6)}`)
   }
   return lines.join('\n') + '\n'
 }
@@ -194,23 +270,40 @@ async function main (): Promise<void> {
     process.stderr.write(`loadtest: ${(err as Error).message}\n${USAGE}\n`)
     process.exit(2)
   }
-  const tally: Tally = { servedBy: new Map(), cache: new Map() }
+  // Read first: a wrong --admin is found before the load, not after it.
+  const before = o.admin === undefined ? undefined : await scrape(o.admin)
   process.stderr.write(`loadtest: ${o.connections} connections for ${o.durationSec} s (at most ${o.maxRequests.toLocaleString('en-US')} requests) against ${o.url.href}\n`)
-  const r = await runLoad(o, tally)
-  process.stdout.write(summary(o, r, tally))
-  if (o.json) {
+  const r = await runLoad(o)
+  let seen: Scrape | undefined
+  let unmeasured = '--admin off'
+  if (o.admin !== undefined && before !== undefined) {
+    // The proxy may have stopped during the run: what autocannon measured is still reported.
+    try {
+      seen = difference(before, await scrape(o.admin))
+    } catch (err) {
+      unmeasured = 'the proxy\'s metrics could not be read after the run'
+      process.stderr.write(`loadtest: ${(err as Error).message}\n`)
+    }
+  }
+  // With --json, stdout carries the JSON document and nothing else (progress goes to stderr).
+  if (!o.json) {
+    process.stdout.write(summary(o, r, seen, unmeasured))
+  } else {
     process.stdout.write(JSON.stringify({
       url: o.url.href,
+      admin: o.admin?.origin ?? null,
       connections: o.connections,
       durationSec: r.duration,
+      bypassCache: o.bypassCache,
       requests: r.requests.total,
       reqPerSec: r.requests.average,
       latencyMs: { p50: r.latency.p50, p97_5: r.latency.p97_5, p99: r.latency.p99, max: r.latency.max },
       errors: r.errors,
       timeouts: r.timeouts,
       non2xx: r.non2xx,
-      cache: Object.fromEntries(tally.cache),
-      servedBy: Object.fromEntries(tally.servedBy)
+      // null with --admin off; counts are the proxy's, during the run.
+      cache: seen === undefined ? null : { hits: seen.hits, misses: seen.misses, bypassed: seen.bypassed, stale: seen.stale },
+      servedBy: seen === undefined ? null : Object.fromEntries([...seen.perTarget].sort(([a], [b]) => a.localeCompare(b)))
     }) + '\n')
   }
   // autocannon's `errors` already includes timeouts.

@@ -122,7 +122,7 @@ function registerPath (registry: Registry, view: () => PathView | undefined): vo
 
   registry.registerMetric(new Gauge({
     name: 'zkproxy_targets',
-    help: 'Targets in the current snapshot, by local state: routable, or ejected after failures.',
+    help: 'Targets in the current snapshot, by local state: routable, ejected after failures (or by an operator), or drained by an operator.',
     labelNames: ['state'],
     // Ejection is per worker: the most any worker sees (summing would count a target per worker).
     aggregator: 'max',
@@ -130,14 +130,21 @@ function registerPath (registry: Registry, view: () => PathView | undefined): vo
     collect () {
       const v = view()
       let ejected = 0
-      for (const t of v?.router.targets ?? []) if (v!.router.isEjected(t)) ejected++
-      this.set({ state: 'routable' }, (v?.router.targets.length ?? 0) - ejected)
+      let drained = 0
+      for (const t of v?.router.targets ?? []) {
+        // A drained target is skipped like an ejected one; counted once, as drained.
+        if (v!.router.ejections.isDrained(t.name, t.generation)) drained++
+        else if (v!.router.isEjected(t)) ejected++
+      }
+      this.set({ state: 'routable' }, (v?.router.targets.length ?? 0) - ejected - drained)
       this.set({ state: 'ejected' }, ejected)
+      this.set({ state: 'drained' }, drained)
     }
   }))
   gauge('zkproxy_targets_view', '1 once the proxy has a complete view of the targets (until then it answers 503).', v => v?.router.hasView === true ? 1 : 0, 'min')
   perTarget('zkproxy_target_in_flight_requests', 'Requests this proxy has in flight to the target.', t => t.inFlight)
-  perTarget('zkproxy_target_ejected', '1 while the target is ejected locally.', (t, r) => r.isEjected(t) ? 1 : 0, 'max')
+  perTarget('zkproxy_target_ejected', '1 while the target is ejected locally.', (t, r) => r.ejections.ejectedUntil(t.name) !== undefined && r.isEjected(t) ? 1 : 0, 'max')
+  perTarget('zkproxy_target_drained', '1 while the target is drained on this proxy by an operator.', (t, r) => r.ejections.isDrained(t.name, t.generation) ? 1 : 0, 'max')
   registry.registerMetric(new Gauge({
     name: 'zkproxy_pool_targets',
     help: 'Targets per pool (route, or "(default)"), by local state: routable, or ejected after failures.',

@@ -102,12 +102,19 @@ export function dashboardClient (): void {
     setText(el('proxy-url'), s.url)
     setText(el('zk-connect'), s.zookeeper.connect)
     setText(el('uptime'), duration((s.now - Date.parse(s.startedAt)) / 1000))
-    pill(el('health'), HEALTH_TONE[s.health.status] ?? 'bad', HEALTH_TEXT[s.health.status] ?? s.health.status)
-    el('health').title = s.health.reasons.join('\n')
+    // The badge is stricter than /healthz (which load balancers read, and which must not take a
+    // proxy out for one bad target): Healthy only with a connected session and nothing ejected.
+    const failing = s.targets.filter(t => t.ejected || t.failing).map(t => t.name)
+    const reasonList = [...s.health.reasons]
+    if (s.zookeeper.state !== 'connected' && !reasonList.some(x => x.includes('ZooKeeper'))) reasonList.push(`ZooKeeper session ${s.zookeeper.state}`)
+    if (failing.length > 0) reasonList.push(`${failing.length === 1 ? 'target' : 'targets'} ${failing.join(', ')} ejected on this proxy`)
+    const status = s.health.status !== 'ok' ? s.health.status : reasonList.length > 0 ? 'degraded' : 'ok'
+    pill(el('health'), HEALTH_TONE[status] ?? 'bad', HEALTH_TEXT[status] ?? status)
+    el('health').title = reasonList.join('\n')
     const reasons = el('reasons')
-    setText(reasons, s.health.reasons.join(' · '))
-    reasons.hidden = s.health.reasons.length === 0
-    reasons.className = `notice ${HEALTH_TONE[s.health.status] ?? 'bad'}`
+    setText(reasons, reasonList.join(' · '))
+    reasons.hidden = reasonList.length === 0
+    reasons.className = `notice ${HEALTH_TONE[status] ?? 'bad'}`
 
     // Targets first: the rates feed the cards.
     const live = new Set(s.targets.map(t => t.name))
@@ -138,12 +145,13 @@ export function dashboardClient (): void {
       setText(el('k-cache-sub2'), '')
       el('k-cache-bar').style.width = '0%'
     } else {
-      const lookups = s.cache.hits + s.cache.misses
-      const ratio = lookups === 0 ? 0 : s.cache.hits / lookups
-      setText(el('k-cache'), lookups === 0 ? '—' : `${nf1.format(ratio * 100)}%`)
-      setText(el('k-cache-sub'), `${nf.format(s.cache.entries)} entries · ${bytes(s.cache.bytes)}`)
+      // Over the last minute, bypassed requests counted: a lifetime ratio would hide today's misses.
+      const w = s.cache.lastMinute
+      const ratio = w?.ratio ?? 0
+      setText(el('k-cache'), w === null || w.ratio === null ? '—' : `${nf1.format(ratio * 100)}%`)
+      setText(el('k-cache-sub'), w === null ? '' : `last ${w.seconds >= 59 ? 'minute' : `${w.seconds} s`}: ${nf.format(w.hits)} hits · ${nf.format(w.misses)} misses`)
       const stale = s.cache.stale > 0 ? ` · ${nf.format(s.cache.stale)} stale` : ''
-      setText(el('k-cache-sub2'), `${nf.format(s.cache.hits)} hits · ${nf.format(s.cache.misses)} misses${stale}`)
+      setText(el('k-cache-sub2'), `${w === null ? 0 : nf.format(w.bypassed)} bypassed · ${nf.format(s.cache.entries)} entries · ${bytes(s.cache.bytes)}${stale}`)
       el('k-cache-bar').style.width = `${ratio * 100}%`
     }
     const zk = s.zookeeper
@@ -153,10 +161,12 @@ export function dashboardClient (): void {
     setText(el('k-zk-session'), zk.sessionId === null ? 'no session' : `session 0x${zk.sessionId}`)
     setText(el('k-sync'), nf.format(s.counts.writes))
     setText(el('k-sync-sub'), `${nf.format(s.counts.flushes)} flushes · ${nf.format(s.counts.conflicts)} CAS conflicts`)
-    setText(el('k-sync-sub2'), `${nf.format(s.counts.failures)} failed · ${nf.format(s.counts.dropped)} dropped`)
+    setText(el('k-sync-sub2'), `${nf.format(s.counts.failures)} failed · ${nf.format(s.counts.dropped)} dropped (see below)`)
 
     renderStrip(s, r, total)
     renderRows(s, r, total)
+    renderDeparted(s)
+    renderRoutes(s)
     renderRejected(s)
     setText(el('updated'), new Date(s.now).toLocaleTimeString())
   }
@@ -185,7 +195,7 @@ export function dashboardClient (): void {
     setText(el('strip-label'), total === 0 ? 'no traffic in the last 5 s' : `${nf1.format(total)} req/s over the last 5 s`)
   }
 
-  const COLUMNS = ['target', 'status', 'share', 'rps', 'requests', 'inflight', 'responses', 'latency', 'revision', 'started'] as const
+  const COLUMNS = ['target', 'status', 'share', 'rps', 'requests', 'inflight', 'responses', 'latency', 'revision', 'started', 'actions'] as const
   function renderRows (s: DashboardState, r: Map<string, Rates>, total: number): void {
     const body = el('rows')
     const rows = new Map<string, HTMLTableRowElement>()
@@ -216,6 +226,14 @@ export function dashboardClient (): void {
         bar.append(make('span', 'fill'))
         cell('share').append(bar, make('span', 'pct'))
         cell('revision').append(make('code', 'rev'))
+        const drain = make('button', 'drain', 'Drain')
+        drain.title = 'Stop sending new requests to it from this proxy (other proxies are not affected)'
+        const eject = make('button', 'eject', 'Eject')
+        eject.title = 'Set it aside on this proxy for 60 s, as if it had failed'
+        const target = t.name
+        drain.addEventListener('click', () => { act(target, drain.textContent === 'Undrain' ? 'undrain' : 'drain') })
+        eject.addEventListener('click', () => { act(target, 'eject') })
+        cell('actions').append(drain, eject)
       }
       // Keep the server's order (by name) without re-creating rows.
       const want = prev === undefined ? body.firstElementChild : prev.nextElementSibling
@@ -236,7 +254,10 @@ export function dashboardClient (): void {
     setText(routes, t.routes.length === 0 ? '' : `routes: ${t.routes.join(', ')}`)
     routes.hidden = t.routes.length === 0
     const left = t.ejectedUntil === null ? 0 : Math.max(0, Math.ceil((Date.parse(t.ejectedUntil) - now) / 1000))
-    pill(q('.c-status .pill'), t.ejected ? 'warn' : 'ok', t.ejected ? `ejected · ${left}s` : 'up')
+    const status = t.ejected ? `ejected · ${left}s` : t.failing ? 'failing' : t.drained ? 'drained' : 'up'
+    pill(q('.c-status .pill'), status === 'up' ? 'ok' : 'warn', status)
+    q('.c-status .pill').title = t.ejected || t.failing ? 'Requests from this proxy to it failed: it gets none (but as a last resort) until one gets through' : t.drained ? 'Drained on this proxy by an operator' : ''
+    setText(q('.drain'), t.drained ? 'Undrain' : 'Drain')
     const share = total === 0 ? 0 : r.rps / total
     const fill = q('.fill')
     fill.style.width = `${share * 100}%`
@@ -262,6 +283,55 @@ export function dashboardClient (): void {
     const started = q('.c-started')
     setText(started, ago(t.startedAt, now))
     started.title = t.startedAt ?? ''
+  }
+
+  // ---- controls: this proxy only, each after a confirmation ----
+  const CONFIRM: Record<string, string> = {
+    drain: 'Drain %s on this proxy? It gets no new requests from it (but as a last resort); requests in flight finish.',
+    undrain: 'Undrain %s on this proxy? It gets its share of new requests again.',
+    eject: 'Eject %s on this proxy for 60 s? It gets no requests from it (but as a last resort) meanwhile.'
+  }
+  function act (name: string, action: string): void {
+    if (!window.confirm((CONFIRM[action] ?? '%s?').replace('%s', name))) return
+    void fetch(`targets/${encodeURIComponent(name)}/${action}`, { method: 'POST', headers: { 'x-zkproxy-action': action } })
+      .then(async (res) => { if (!res.ok) window.alert(`${action} ${name}: ${((await res.json()) as { message?: string }).message ?? res.status}`) })
+      .catch((err: unknown) => { window.alert(`${action} ${name}: ${String(err)}`) })
+  }
+
+  function renderDeparted (s: DashboardState): void {
+    const body = el('departed-rows')
+    body.replaceChildren(...s.departed.map(d => {
+      const tr = document.createElement('tr')
+      tr.className = 'departed'
+      tr.dataset['departed'] = d.name
+      const name = make('div', 'name')
+      name.append(make('i', 'swatch'), make('span', 'n', d.name))
+      const first = make('td', 'c-target')
+      first.append(name, make('div', 'url muted', d.url))
+      const status = make('td', 'c-status')
+      const p = make('span', 'pill', `left · ${d.reason}`)
+      p.title = d.reason === 'session expired' ? 'Requests to it were failing when its znode went: it crashed or was cut off' : d.reason === 'rejected' ? 'Its znode is there but its data no longer decodes' : 'Its znode was deleted: it stopped (SIGTERM) or someone removed it'
+      status.append(p)
+      const when = make('td', 'c-left muted', ago(d.at, s.now))
+      when.setAttribute('colspan', '9')
+      when.title = d.at
+      tr.append(first, status, when)
+      return tr
+    }))
+  }
+
+  function renderRoutes (s: DashboardState): void {
+    // Worth a panel once some target declares a route: otherwise everything is one default pool.
+    const box = el('routes')
+    box.hidden = !s.pools.some(p => p.route !== '(default)')
+    el('route-rows').replaceChildren(...s.pools.map(p => {
+      const tr = document.createElement('tr')
+      tr.dataset['route'] = p.route
+      const n = make('td', 'num', `${p.routable} of ${p.targets.length}`)
+      if (p.routable === 0) n.className = 'num tone-bad'
+      tr.append(make('td', 'mono', p.route), make('td', '', p.targets.join(', ')), n)
+      return tr
+    }))
   }
 
   function renderRejected (s: DashboardState): void {

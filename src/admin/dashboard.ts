@@ -23,7 +23,7 @@ const STYLE = `
 body { margin: 0; background: var(--bg); color: var(--text); font: 14px/1.45 ui-sans-serif, system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; -webkit-font-smoothing: antialiased; }
 code, .mono { font-family: ui-monospace, SFMono-Regular, "SF Mono", Menlo, Consolas, "Liberation Mono", monospace; font-size: 12.5px; }
 .muted { color: var(--muted); }
-.wrap { max-width: 1240px; margin: 0 auto; padding: 0 24px 32px; }
+.wrap { max-width: 1320px; margin: 0 auto; padding: 0 24px 32px; }
 header { border-bottom: 1px solid var(--border); background: var(--surface); margin-bottom: 20px; }
 header .wrap { display: flex; align-items: center; gap: 16px; padding-top: 14px; padding-bottom: 14px; flex-wrap: wrap; }
 .brand { display: flex; align-items: center; gap: 10px; font-weight: 650; font-size: 16px; letter-spacing: -.01em; }
@@ -91,6 +91,15 @@ th.num { text-align: right; }
 .empty td { text-align: center; color: var(--muted); padding: 36px 12px; }
 .rejected { padding: 0 16px 14px; font-size: 13px; }
 .rejected ul { margin: 0; padding-left: 18px; }
+tr.departed td { opacity: .5; filter: grayscale(1); }
+tr.departed .name .n { text-decoration: line-through; }
+.c-actions, th.actions { white-space: nowrap; text-align: right; }
+.c-actions button { font: inherit; font-size: 11.5px; padding: 1px 7px; margin-left: 3px; border-radius: 6px; border: 1px solid var(--border); background: var(--surface-2); color: var(--text); cursor: pointer; }
+.c-actions button:hover { border-color: var(--warn); color: var(--warn); }
+.help { padding: 0 16px 14px; font-size: 13px; }
+.help dl { margin: 0; display: grid; grid-template-columns: max-content 1fr; gap: 4px 14px; }
+.help dt { font-weight: 600; } .help dd { margin: 0; color: var(--muted); }
+[title] { cursor: help; } button[title] { cursor: pointer; }
 footer { display: flex; gap: 16px; color: var(--muted); font-size: 12.5px; flex-wrap: wrap; }
 footer a { color: var(--accent); text-decoration: none; }
 footer a:hover { text-decoration: underline; }
@@ -115,11 +124,11 @@ const BODY = `
 <main class="wrap">
   <p class="notice" id="reasons" hidden></p>
   <section class="cards">
-    <div class="card"><h3>Targets</h3><div class="big" id="k-targets">–</div><div class="sub" id="k-targets-sub"></div><div class="sub" id="k-targets-sub2"></div></div>
-    <div class="card"><h3>Traffic</h3><div class="big"><span id="k-rps">–</span><small>req/s</small></div><div class="sub">all proxies, last 5 s</div><div class="sub" id="k-rps-sub"></div></div>
-    <div class="card"><h3>Cache hit ratio</h3><div class="big" id="k-cache">–</div><div class="sub" id="k-cache-sub"></div><div class="sub" id="k-cache-sub2"></div><div class="meter"><span id="k-cache-bar"></span></div></div>
-    <div class="card"><h3>ZooKeeper</h3><div class="big" id="k-zk">–</div><div class="sub" id="k-zk-sub"></div><div class="sub mono" id="k-zk-session"></div></div>
-    <div class="card"><h3>Count writes</h3><div class="big" id="k-sync">–</div><div class="sub" id="k-sync-sub"></div><div class="sub" id="k-sync-sub2"></div></div>
+    <div class="card" title="Targets registered in ZooKeeper as this proxy sees them. Ejected: requests to it failed, so this proxy sends it nothing (but as a last resort) until it answers again or its back-off ends. Ignored znodes: data under the targets path no proxy can route to."><h3>Targets</h3><div class="big" id="k-targets">–</div><div class="sub" id="k-targets-sub"></div><div class="sub" id="k-targets-sub2"></div></div>
+    <div class="card" title="Requests per second routed to the targets by all proxies, from the counts in ZooKeeper over the last 5 s; cache hits are not in it."><h3>Traffic</h3><div class="big"><span id="k-rps">–</span><small>req/s</small></div><div class="sub">all proxies, last 5 s</div><div class="sub" id="k-rps-sub"></div></div>
+    <div class="card" title="Share of this proxy's requests over the last minute answered from its cache: hits ÷ (hits + misses + bypassed). Bypassed requests did not consult the cache (POST and other unsafe methods, Cache-Control: no-cache/no-store, preconditions). Stale: cached answers served because every target failed."><h3>Cache hit ratio</h3><div class="big" id="k-cache">–</div><div class="sub" id="k-cache-sub"></div><div class="sub" id="k-cache-sub2"></div><div class="meter"><span id="k-cache-bar"></span></div></div>
+    <div class="card" title="This proxy's ZooKeeper session. Suspended: disconnected, still serving the last known targets. Expired: a new session is being opened; every watch and this proxy's node are re-created."><h3>ZooKeeper</h3><div class="big" id="k-zk">–</div><div class="sub" id="k-zk-sub"></div><div class="sub mono" id="k-zk-session"></div></div>
+    <div class="card" title="This proxy adds its request counts to the targets' znodes in batches. CAS conflicts: another proxy wrote first; re-read and retried, nothing lost. Failed: kept for the next flush. Dropped: requests counted for a target that left or was re-created before they were written; they are not added to its new registration, which is expected whenever replicas stop or restart under traffic."><h3>Count writes</h3><div class="big" id="k-sync">–</div><div class="sub" id="k-sync-sub"></div><div class="sub" id="k-sync-sub2"></div></div>
   </section>
   <section class="panel">
     <div class="panel-head"><h2>Targets</h2><span class="muted" id="strip-label"></span></div>
@@ -127,15 +136,35 @@ const BODY = `
     <div class="scroll"><table id="targets">
       <thead><tr>
         <th>Target</th><th>Status</th><th>Share of traffic</th><th class="num">Req/s</th><th class="num" title="All proxies' requests, as counted in ZooKeeper">Requests</th>
-        <th class="num" title="Requests this proxy has in flight, its open WebSocket tunnels included">In flight</th><th class="h-responses" title="Answers this proxy received">Responses</th><th class="num h-latency" title="Average over the last 5 s, this proxy">Latency</th><th class="h-revision">Revision</th><th class="h-started">Started</th>
+        <th class="num" title="Requests this proxy has in flight, its open WebSocket tunnels included">In flight</th><th class="h-responses" title="Answers this proxy received">Responses</th><th class="num h-latency" title="Average over the last 5 s, this proxy">Latency</th><th class="h-revision">Revision</th><th class="h-started">Started</th><th class="actions" title="For this proxy only, not the fleet">Controls</th>
       </tr></thead>
       <tbody id="rows"></tbody>
-      <tbody><tr class="empty" id="empty"><td colspan="10" id="empty-text">Connecting…</td></tr></tbody>
+      <tbody id="departed-rows"></tbody>
+      <tbody><tr class="empty" id="empty"><td colspan="11" id="empty-text">Connecting…</td></tr></tbody>
+    </table></div>
+  </section>
+  <section class="panel" id="routes" hidden>
+    <div class="panel-head"><h2>Routes</h2><span class="muted">pools this proxy balances within, from the targets' routes</span></div>
+    <div class="scroll"><table>
+      <thead><tr><th>Route</th><th>Targets</th><th class="num" title="Targets not ejected or drained on this proxy; 0: requests are tried on the others as a last resort, or answered 503">Routable</th></tr></thead>
+      <tbody id="route-rows"></tbody>
     </table></div>
   </section>
   <section class="panel" id="rejected" hidden>
-    <div class="panel-head"><h2>Ignored znodes</h2><span class="muted">present under the targets path but not routable</span></div>
+    <div class="panel-head"><h2>Ignored znodes</h2><span class="muted" title="Every proxy ignores a znode whose data does not decode or that its policy refuses, and warns once per version of it. Fix or delete the znode; nothing else is affected.">present under the targets path but not routable</span></div>
     <div class="rejected"><ul id="rejected-list"></ul></div>
+  </section>
+  <section class="panel" id="help">
+    <div class="panel-head"><h2>What the figures mean</h2></div>
+    <div class="help"><dl>
+      <dt>ejected</dt><dd>requests from this proxy to the target failed (or an operator ejected it here); it gets none (but as a last resort) until its back-off ends and a request gets through, or its znode is re-created. Other proxies decide for themselves.</dd>
+      <dt>drained</dt><dd>an operator drained it on this proxy (Controls): no new requests but as a last resort; requests in flight finish.</dd>
+      <dt>left</dt><dd>greyed rows: targets whose znode went in the last 5 minutes. deregistered: it deleted its znode (SIGTERM) or someone did; session expired: requests to it were failing when it went (a crash, a cut-off host); rejected: its znode is there but its data no longer decodes.</dd>
+      <dt>dropped</dt><dd>counted requests not written to ZooKeeper because their target left or was re-created first; routing is not affected.</dd>
+      <dt>stale</dt><dd>cached answers served although expired, because every target failed (stale-if-error).</dd>
+      <dt>hit ratio</dt><dd>over the last minute, bypassed requests included: hits ÷ (hits + misses + bypassed).</dd>
+      <dt>Healthy</dt><dd>the session is connected, the proxy has a view, at least one target is registered and none is ejected.</dd>
+    </dl></div>
   </section>
   <footer>
     <span>updated <span id="updated">—</span></span>

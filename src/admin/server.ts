@@ -1,7 +1,8 @@
 // The admin listener: its own fastify instance on its own address (loopback by default),
-// never routes on the public listener, where every path belongs to the backends. Read-only
-// (health, targets, routes (pools), Prometheus metrics, and a live dashboard fed by Server-Sent
-// Events) but for POST /purge, a fleet-wide cache purge.
+// never routes on the public listener, where every path belongs to the backends: health,
+// targets, routes (pools), Prometheus metrics, a live dashboard fed by Server-Sent Events, a
+// fleet-wide cache purge (POST /purge), and the controls (eject, drain a target on this proxy:
+// controls.ts).
 import type { ServerResponse } from 'node:http'
 import fastify, { LogController } from 'fastify'
 import type { Logger } from 'pino'
@@ -13,6 +14,8 @@ import type { RuntimeView } from './runtime-view.js'
 import { dashboardState, health, poolRows, targetRows } from './state.js'
 import { dashboardPage } from './dashboard.js'
 import { purgeFilterProblem } from '../purge-filter.js'
+import { ACTIONS, control } from './controls.js'
+import { RecentActivity } from './recent.js'
 
 export interface AdminOptions {
   readonly listen: HostPort
@@ -40,6 +43,7 @@ export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
   const log = opts.logger.child({ component: 'admin' }, { level: opts.logger.levelVal >= 40 ? opts.logger.level : 'warn' })
   const startedAt = new Date().toISOString()
   const page = dashboardPage()
+  const recent = new RecentActivity(runtime).start()
   const app = fastify({
     loggerInstance: log,
     // Scrapes every few seconds and a dashboard's requests are not news: no per-request lines.
@@ -89,7 +93,13 @@ export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
   app.get('/routes', async () => poolRows(runtime))
   const workers = opts.workers
   if (workers !== undefined) app.get('/workers', async () => workers())
-  app.get('/state', async () => await dashboardState(runtime, metrics, startedAt))
+  app.get('/state', async () => await dashboardState(runtime, metrics, recent, startedAt))
+  for (const action of ACTIONS) {
+    app.post<{ Params: { name: string }, Querystring: Record<string, unknown> }>(`/targets/:name/${action}`, async (request, reply) => {
+      const a = control(runtime, log, action, request.params.name, request.headers, request.query)
+      return await reply.code(a.statusCode).send(a.body)
+    })
+  }
   app.get('/metrics', async (_request, reply) => {
     const text = await metrics.render()
     return await reply.type(metrics.contentType).send(text)
@@ -116,7 +126,7 @@ export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
       do {
         again = false
         if (clients.size === 0) return
-        const frame = `data: ${JSON.stringify(await dashboardState(runtime, metrics, startedAt))}\n\n`
+        const frame = `data: ${JSON.stringify(await dashboardState(runtime, metrics, recent, startedAt))}\n\n`
         for (const res of clients) {
           if (res.writableLength > MAX_BUFFERED_BYTES) res.destroy()
           else res.write(frame)
@@ -162,6 +172,7 @@ export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
   app.addHook('preClose', async () => {
     runtime.targets.off('snapshot', onSnapshot)
     runtime.session.off('state', onSessionState)
+    recent.stop()
     clearInterval(timer)
     timer = undefined
     for (const res of clients) res.end()
@@ -171,6 +182,7 @@ export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
   try {
     await app.listen({ host: opts.listen.host, port: opts.listen.port })
   } catch (err) {
+    recent.stop()
     await app.close()
     throw listenError(err, 'ZKPROXY_ERR_PROXY_LISTEN', '--admin', opts.listen.host, opts.listen.port)
   }

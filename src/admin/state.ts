@@ -4,6 +4,7 @@ import type { CounterStats } from '../registry/request-counter.js'
 import type { SessionState } from '../registry/session-view.js'
 import type { ProxyMetrics, StatusClass } from './metrics.js'
 import { viewAgeSeconds, type RuntimeView } from './runtime-view.js'
+import type { DepartedTarget, HitWindow, RecentActivity } from './recent.js'
 
 export type HealthStatus = 'ok' | 'degraded' | 'unavailable'
 
@@ -72,6 +73,10 @@ export interface TargetRow {
   readonly tunnels: number
   readonly ejected: boolean
   readonly ejectedUntil: string | null
+  /** Requests to it failed and it has not answered since (ejected, or its ejection lapsed unprobed). */
+  readonly failing: boolean
+  /** Drained on this proxy by an operator (POST /targets/:name/drain): no new requests but as a last resort. */
+  readonly drained: boolean
   readonly revision: string | null
   readonly startedAt: string | null
   /** Its routes in canonical form (`shop.example.com`, `example.com/api`); empty: the default pool. */
@@ -92,6 +97,8 @@ export function targetRows (v: RuntimeView): TargetRow[] {
       tunnels: tunnels.get(t.name) ?? 0,
       ejected: until !== undefined,
       ejectedUntil: until === undefined ? null : new Date(until).toISOString(),
+      failing: v.router.ejections.isFailing(t.name, t.generation),
+      drained: v.router.ejections.isDrained(t.name, t.generation),
       revision: t.info.revision ?? null,
       startedAt: t.info.startedAt ?? null,
       routes: t.routes?.map(r => r.key) ?? [],
@@ -136,13 +143,15 @@ export interface DashboardState {
   readonly targets: readonly DashboardTarget[]
   readonly pools: readonly PoolRow[]
   readonly rejected: ReadonlyArray<{ readonly name: string, readonly reason: string }>
-  readonly cache: { readonly entries: number, readonly bytes: number, readonly hits: number, readonly misses: number, readonly stale: number, readonly evictions: number } | null
+  readonly cache: { readonly entries: number, readonly bytes: number, readonly hits: number, readonly misses: number, readonly stale: number, readonly evictions: number, readonly lastMinute: HitWindow | null } | null
   readonly counts: CounterStats
+  /** Targets that left in the last few minutes, newest first. */
+  readonly departed: readonly DepartedTarget[]
 }
 
 const NO_RESPONSES: Record<StatusClass, number> = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, other: 0 }
 
-export async function dashboardState (v: RuntimeView, metrics: ProxyMetrics, startedAt: string): Promise<DashboardState> {
+export async function dashboardState (v: RuntimeView, metrics: ProxyMetrics, recent: RecentActivity, startedAt: string): Promise<DashboardState> {
   const [perTarget, tallies] = await Promise.all([metrics.perTarget(), metrics.tallies()])
   const stats = v.cache?.stats()
   return {
@@ -167,7 +176,8 @@ export async function dashboardState (v: RuntimeView, metrics: ProxyMetrics, sta
     // Lookups are the cache layer's own request-level counts; sizes come from the store.
     cache: stats === undefined
       ? null
-      : { entries: stats.entries, bytes: stats.bytes, hits: tallies.cacheHits, misses: tallies.cacheMisses, stale: tallies.cacheStale, evictions: stats.evictions },
-    counts: { ...v.counter.stats }
+      : { entries: stats.entries, bytes: stats.bytes, hits: tallies.cacheHits, misses: tallies.cacheMisses, stale: tallies.cacheStale, evictions: stats.evictions, lastMinute: recent.hitWindow() },
+    counts: { ...v.counter.stats },
+    departed: recent.departed()
   }
 }

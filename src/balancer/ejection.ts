@@ -8,6 +8,8 @@ interface Entry {
   failures: number
   ejectedUntil: number
   lastFailureAt: number
+  /** Drained by an operator: no new requests unless nothing else can be tried; never times out. */
+  drained: boolean
 }
 
 export interface EjectionsOptions {
@@ -53,8 +55,7 @@ export class Ejections {
     const now = this.#clock()
     let entry = this.#entries.get(name)
     if (entry === undefined || entry.generation !== generation) {
-      entry = { generation, failures: 0, ejectedUntil: now, lastFailureAt: now }
-      this.#entries.set(name, entry)
+      entry = this.#fresh(name, generation, now)
     }
     entry.lastFailureAt = now
     // Requests sent before the ejection began fail together (a SIGKILLed replica resets
@@ -67,9 +68,68 @@ export class Ejections {
     entry.ejectedUntil = now + Math.min(this.#maxMs, this.#baseMs * 2 ** exponent)
   }
 
-  /** The target answered: it is healthy again and its backoff starts over. */
+  /** The target answered: it is healthy again and its backoff starts over (a drain stays). */
   noteSuccess (name: string): void {
-    this.#entries.delete(name)
+    const entry = this.#entries.get(name)
+    if (entry === undefined) return
+    if (!entry.drained) { this.#entries.delete(name); return }
+    entry.failures = 0
+    entry.ejectedUntil = 0
+    entry.lastFailureAt = Number.NEGATIVE_INFINITY
+  }
+
+  /**
+   * An operator's ejection (the admin API): set aside for `durationMs` as if it had failed now,
+   * without raising its backoff; it comes back early if it answers a last-resort attempt.
+   */
+  eject (name: string, generation: string, durationMs: number): void {
+    const now = this.#clock()
+    const entry = this.#current(name, generation, now)
+    entry.lastFailureAt = now
+    entry.ejectedUntil = Math.max(entry.ejectedUntil, now + durationMs)
+  }
+
+  /**
+   * An operator's drain (the admin API): no new requests to this registration of the target,
+   * except as a last resort when nothing else can be tried; `false` undoes it. A re-created
+   * znode (new generation) is a new registration and starts undrained.
+   */
+  drain (name: string, generation: string, on: boolean): void {
+    const now = this.#clock()
+    if (!on) {
+      const entry = this.#entries.get(name)
+      if (entry === undefined) return
+      entry.drained = false
+      if (entry.lastFailureAt === Number.NEGATIVE_INFINITY) this.#entries.delete(name)
+      return
+    }
+    this.#current(name, generation, now).drained = true
+  }
+
+  isDrained (name: string, generation: string): boolean {
+    const entry = this.#entries.get(name)
+    return entry !== undefined && entry.generation === generation && entry.drained
+  }
+
+  /**
+   * Failed since it last answered: ejected now, or its ejection lapsed and no request has
+   * probed it yet. What the proxy tells others about a target (`zkproxy status`).
+   */
+  isFailing (name: string, generation: string): boolean {
+    const entry = this.#entries.get(name)
+    return entry !== undefined && entry.generation === generation && entry.lastFailureAt !== Number.NEGATIVE_INFINITY
+  }
+
+  #current (name: string, generation: string, now: number): Entry {
+    const entry = this.#entries.get(name)
+    return entry !== undefined && entry.generation === generation ? entry : this.#fresh(name, generation, now)
+  }
+
+  #fresh (name: string, generation: string, now: number): Entry {
+    // A drain-only entry has no failure: -Infinity sorts it first among last resorts.
+    const entry: Entry = { generation, failures: 0, ejectedUntil: now, lastFailureAt: Number.NEGATIVE_INFINITY, drained: false }
+    this.#entries.set(name, entry)
+    return entry
   }
 
   /**
@@ -83,7 +143,8 @@ export class Ejections {
       this.#entries.delete(name)
       return false
     }
-    return this.#clock() < entry.ejectedUntil
+    // A drained target is skipped like an ejected one: a last resort only.
+    return entry.drained || this.#clock() < entry.ejectedUntil
   }
 
   /** When the current ejection ends (ms, same clock), or undefined when not ejected. */
@@ -98,7 +159,8 @@ export class Ejections {
    * undefined after a success. Orders last-resort attempts (least recently failed first).
    */
   lastFailureAt (name: string): number | undefined {
-    return this.#entries.get(name)?.lastFailureAt
+    const at = this.#entries.get(name)?.lastFailureAt
+    return at === Number.NEGATIVE_INFINITY ? undefined : at
   }
 
   /** The target left the registry: drop its record so the map cannot grow unbounded. */

@@ -331,7 +331,9 @@ function zkproxyCommand (): string {
 function formatSummary (s: Summary): string {
   const zkproxy = zkproxyCommand()
   const first = s.replicas[0]
-  const load = `npm run loadtest -- --url ${s.proxy} --duration 10 --connections 50`
+  // The load test reads who served what from the proxy's admin listener (default :9901).
+  const admin = s.admin === null ? ' --admin off' : s.admin === 'http://127.0.0.1:9901' ? '' : ` --admin ${s.admin}`
+  const load = `npm run loadtest -- --url ${s.proxy}${admin} --duration 10 --connections 50`
   const lines = [
     '',
     'zkproxy dev is running. Ctrl-C stops all of it.',

@@ -20,6 +20,7 @@ import { publishPurge, purgeAcl, watchPurges, type PurgeWatch } from '../registr
 import { ProxyMetrics } from '../admin/metrics.js'
 import { startAdmin, type AdminServer } from '../admin/server.js'
 import { nodeAcls, securePath } from '../registry/acl-policy.js'
+import { SummaryWriter, type ProxySummary } from '../registry/proxy-summary.js'
 import { loadTls, selfAddresses, targetAdmission, trustedPeers } from './proxy-security.js'
 
 export interface ProxyRuntime {
@@ -120,11 +121,36 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
   // What `zkproxy status` shows: a wildcard listen address is advertised by host name.
   const advertised = advertise(url)
   const acls = cfg.zkAcl === undefined ? undefined : nodeAcls(cfg.zkAcl)
-  const announce = new EphemeralNode(session, `${cfg.proxiesPath}/${id}`, {
+  const announcedPath = `${cfg.proxiesPath}/${id}`
+  const startedAt = new Date().toISOString()
+  let connectedSince = startedAt
+  session.on('connected', () => { connectedSince = new Date().toISOString() })
+  // The announcement carries this proxy's health view of the targets (proxy-summary.ts):
+  // rewritten at most every SUMMARY_MIN_INTERVAL_MS, only when it changed.
+  const summary = new SummaryWriter({
+    session,
+    path: announcedPath,
+    logger: log,
+    registered: (): boolean => announce.state === 'registered',
+    summary: () => summaryOf(router),
+    data: (s) => Buffer.from(JSON.stringify({
+      url: advertised,
+      admin: admin?.url ?? null,
+      pid: process.pid,
+      startedAt,
+      ...s,
+      // Written only while connected: `since` is when this connection began (a recent one
+      // after a long uptime means the proxy lost ZooKeeper for a while).
+      zookeeper: { state: 'connected', since: connectedSince },
+      summaryAt: new Date().toISOString()
+    }))
+  })
+  const announce = new EphemeralNode(session, announcedPath, {
     logger: log,
     ...(acls === undefined ? {} : { acl: acls.proxies, beforeCreate: async () => { await securePath(session, cfg.proxiesPath, acls.proxies, { logger: log }) } }),
-    data: () => Buffer.from(JSON.stringify({ url: advertised, admin: admin?.url ?? null, pid: process.pid, startedAt: new Date().toISOString() }))
+    data: (): Buffer => summary.current()
   }).start()
+  summary.start()
   log.info({ url, id, admin: admin?.url, zk: cfg.zk }, 'proxy listening')
 
   let stopping: Promise<void> | undefined
@@ -132,6 +158,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     await server.close(cfg.drainMs)
     await counter.stop()
     await stateFile?.close()
+    summary.stop()
     await announce.stop()
     revisionWatch.close()
     purgeWatch?.close()
@@ -169,6 +196,17 @@ export async function listen (server: ProxyServer, cfg: ProxyConfig): Promise<st
   } catch (err) {
     throw listenError(err, 'ZKPROXY_ERR_PROXY_LISTEN', '--listen', cfg.listen.host, cfg.listen.port)
   }
+}
+
+/** The targets this proxy holds as failing (ejected, or not answered since) and drained. */
+function summaryOf (router: Router): ProxySummary {
+  const ejected: string[] = []
+  const drained: string[] = []
+  for (const t of router.targets) {
+    if (router.ejections.isFailing(t.name, t.generation)) ejected.push(t.name)
+    if (router.ejections.isDrained(t.name, t.generation)) drained.push(t.name)
+  }
+  return { ejected: ejected.sort(), drained: drained.sort() }
 }
 
 export function advertise (url: string): string {

@@ -1,6 +1,8 @@
 // `zkproxy status`: one look at what ZooKeeper holds for this app — the targets with their
-// counts, share of the traffic and routes, the pools those routes form, the content revision,
-// and the proxies announced under --proxies-path — as an aligned table, or JSON with --json.
+// counts, share of the traffic, health (which proxies have set each aside, from the summary
+// every proxy keeps in its own announcement), routes and revisions, the pools those routes form,
+// the content revision, and the proxies announced under --proxies-path — as an aligned table,
+// or JSON with --json.
 // Exit codes (for scripts and health checks): 0 at least one usable target is registered,
 // 1 none is (malformed znodes do not count), 2 the question could not be asked (bad flag,
 // ZooKeeper unreachable within --timeout-ms, no permission): main.ts prints that one line.
@@ -23,6 +25,12 @@ export interface TargetRow {
   routes: string[]
   /** `--strip-prefix`: proxies remove the matched route's path prefix before forwarding. */
   stripPrefix: boolean
+  /** `ok`, or `ejected` when some proxy holds it as failing, else `drained` when some drained it. */
+  health: 'ok' | 'ejected' | 'drained'
+  /** Proxies (ids) that set it aside after failures and have not seen it answer since. */
+  ejectedBy: string[]
+  /** Proxies (ids) on which an operator drained it. */
+  drainedBy: string[]
 }
 
 /** One pool as every proxy builds it: a route (or the default pool) and the targets serving it. */
@@ -39,6 +47,11 @@ export interface ProxyRow {
   pid: number | null
   startedAt: string | null
   ageMs: number | null
+  /** Targets it holds as failing, and targets drained on it, from its summary (empty: none or an older proxy). */
+  ejected: string[]
+  drained: string[]
+  /** When its current ZooKeeper connection began; null when its node does not say. */
+  connectedSince: string | null
 }
 
 export interface StatusReport {
@@ -50,6 +63,8 @@ export interface StatusReport {
   revision: string | null
   totalRequests: number
   targets: TargetRow[]
+  /** Each content revision live targets carry, with their names (targets without one: `null`). */
+  revisions: Array<{ revision: string | null, targets: string[] }>
   /** The default pool first (when any target is in it), then by route. */
   pools: PoolRow[]
   /** Znodes under --targets-path that no proxy would route to, with the reason. */
@@ -96,11 +111,16 @@ export async function readStatus (session: ZkSession, cfg: StatusConfig, now: nu
       continue
     }
     const t = decoded.target
-    targets.push({ name, url: t.url, requests: t.requests, share: 0, revision: t.revision ?? null, startedAt: t.startedAt ?? null, ageMs: ageOf(t.startedAt, now), routes: t.routes?.map(r => r.key) ?? [], stripPrefix: t.stripPrefix === true })
+    targets.push({ name, url: t.url, requests: t.requests, share: 0, revision: t.revision ?? null, startedAt: t.startedAt ?? null, ageMs: ageOf(t.startedAt, now), routes: t.routes?.map(r => r.key) ?? [], stripPrefix: t.stripPrefix === true, health: 'ok', ejectedBy: [], drainedBy: [] })
   }
   const totalRequests = targets.reduce((sum, t) => sum + t.requests, 0)
   for (const t of targets) t.share = totalRequests === 0 ? 0 : t.requests / totalRequests
   const proxies = proxyNodes.map(({ name, data }) => proxyRow(name, data, now))
+  for (const t of targets) {
+    t.ejectedBy = proxies.filter(p => p.ejected.includes(t.name)).map(p => p.id)
+    t.drainedBy = proxies.filter(p => p.drained.includes(t.name)).map(p => p.id)
+    t.health = t.ejectedBy.length > 0 ? 'ejected' : t.drainedBy.length > 0 ? 'drained' : 'ok'
+  }
   return {
     zk: cfg.zk,
     targetsPath: cfg.targetsPath,
@@ -109,10 +129,17 @@ export async function readStatus (session: ZkSession, cfg: StatusConfig, now: nu
     revision: decodeRevision(revisionData) ?? null,
     totalRequests,
     targets,
+    revisions: revisionsOf(targets),
     pools: poolsOf(targets),
     malformed,
     proxies
   }
+}
+
+function revisionsOf (targets: readonly TargetRow[]): StatusReport['revisions'] {
+  const by = new Map<string | null, string[]>()
+  for (const t of targets) by.set(t.revision, [...(by.get(t.revision) ?? []), t.name])
+  return [...by].map(([revision, names]) => ({ revision, targets: names }))
 }
 
 function poolsOf (targets: readonly TargetRow[]): PoolRow[] {
@@ -168,13 +195,19 @@ function proxyRow (id: string, data: Buffer, now: number): ProxyRow {
   } catch {}
   const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null)
   const startedAt = str(json['startedAt'])
+  // Names only: a malformed list is shown as none rather than failing the whole report.
+  const names = (v: unknown): string[] => (Array.isArray(v) ? v.filter((n): n is string => typeof n === 'string') : [])
+  const zookeeper = json['zookeeper']
   return {
     id,
     url: str(json['url']),
     admin: str(json['admin']),
     pid: typeof json['pid'] === 'number' ? json['pid'] : null,
     startedAt,
-    ageMs: ageOf(startedAt ?? undefined, now)
+    ageMs: ageOf(startedAt ?? undefined, now),
+    ejected: names(json['ejected']),
+    drained: names(json['drained']),
+    connectedSince: typeof zookeeper === 'object' && zookeeper !== null ? str((zookeeper as Record<string, unknown>)['since']) : null
   }
 }
 
@@ -192,11 +225,13 @@ export function formatReport (r: StatusReport): string {
   if (r.targets.length === 0) {
     out.push(`No target is registered under ${r.targetsPath}.`)
   } else {
-    out.push(...table(['TARGET', 'URL', 'REQUESTS', 'SHARE', 'REVISION', 'UP', 'ROUTES'], r.targets.map((t) => [
-      t.name, t.url, String(t.requests), `${(t.share * 100).toFixed(1)}%`, t.revision ?? '-', formatAge(t.ageMs),
+    out.push(...table(['TARGET', 'URL', 'REQUESTS', 'SHARE', 'HEALTH', 'REVISION', 'UP', 'ROUTES'], r.targets.map((t) => [
+      t.name, t.url, String(t.requests), `${(t.share * 100).toFixed(1)}%`, healthCell(t), t.revision ?? '-', formatAge(t.ageMs),
       t.routes.length === 0 ? DEFAULT_POOL_KEY : `${t.routes.join(',')}${t.stripPrefix ? ' (strip-prefix)' : ''}`
     ]), new Set([2, 3])))
     out.push(`${r.targets.length} target${r.targets.length === 1 ? '' : 's'}, ${r.totalRequests} requests counted`)
+    // Two revisions live at once is a deploy in progress (or one that stopped half-way).
+    if (r.revisions.length > 1) out.push(`revisions live: ${r.revisions.map(v => `${v.revision ?? '(none)'} (${v.targets.length})`).join(', ')}`)
     // Only worth a table once some target declares a route: otherwise it is one default pool.
     if (r.pools.some(p => p.route !== DEFAULT_POOL_KEY)) {
       out.push('', ...table(['ROUTE', 'TARGETS'], r.pools.map(p => [p.route, p.targets.join(', ')]), new Set()))
@@ -211,11 +246,21 @@ export function formatReport (r: StatusReport): string {
   if (r.proxies.length === 0) {
     out.push(`No proxy is announced under ${r.proxiesPath}.`)
   } else {
-    out.push(...table(['PROXY', 'URL', 'ADMIN', 'PID', 'UP'], r.proxies.map((p) => [
-      p.id, p.url ?? '-', p.admin ?? '-', p.pid === null ? '-' : String(p.pid), formatAge(p.ageMs)
+    out.push(...table(['PROXY', 'URL', 'ADMIN', 'PID', 'UP', 'EJECTED'], r.proxies.map((p) => [
+      p.id, p.url ?? '-', p.admin ?? '-', p.pid === null ? '-' : String(p.pid), formatAge(p.ageMs), p.ejected.length === 0 ? '-' : p.ejected.join(',')
     ]), new Set([3])))
   }
+  if (r.targets.some(t => t.health !== 'ok')) {
+    out.push('', 'HEALTH is what the proxies saw: "ejected by" names proxies whose requests to the target failed and')
+    out.push('that have not seen it answer since (each proxy publishes this at most every 5 s).')
+  }
   return out.join('\n') + '\n'
+}
+
+function healthCell (t: TargetRow): string {
+  if (t.ejectedBy.length > 0) return `ejected by ${t.ejectedBy.join(',')}`
+  if (t.drainedBy.length > 0) return `drained on ${t.drainedBy.join(',')}`
+  return 'ok'
 }
 
 /** Columns padded to their widest cell; numeric columns right-aligned so digits line up. */

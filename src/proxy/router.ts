@@ -258,6 +258,9 @@ export class Router {
   isEjected (t: LiveTarget): boolean {
     return this.ejections.isEjected(t.name, t.generation)
   }
+
+  /** The live target with this name, if any (the admin API's controls name targets). */
+  byName (name: string): LiveTarget | undefined { return this.#byName.get(name) }
 }
 
 function sameRoutes (a: readonly Route[] | undefined, b: readonly Route[] | undefined): boolean {

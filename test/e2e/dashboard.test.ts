@@ -1,7 +1,10 @@
 // The dashboard in a real headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core): it loads, shows the two registered targets, shows a third within 2 s of it
-// registering, and drops one after it stops. The proxy runs in-process with real backends
-// registered in a real ZooKeeper. Screenshots are kept in test-results/ as artifacts.
+// registering, and drops one after it stops; and, under load, the last minute's hit ratio with
+// bypasses, a target that left greyed with why, the routes, the badge turning Degraded on an
+// ejection (and while ZooKeeper is away), and the drain/eject controls behind a confirmation. The proxy runs in-process with
+// real backends registered in a real ZooKeeper. Screenshots are kept in test-results/ as
+// artifacts; with ZKPROXY_UPDATE_DOCS_SCREENSHOT=1 the second one replaces docs/dashboard.png.
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -9,7 +12,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { request } from 'undici'
 import { startZooKeeper, type ZkCluster } from '../support/zookeeper.js'
-import { ms } from '../support/until.js'
+import { ms, until } from '../support/until.js'
 import { closeAllSessions, connectSession, uniquePath } from '../support/zk-client.js'
 import { closeAllBackends, startBackend } from '../support/backends.js'
 import { startTestProxy, stopAllProxies } from '../support/proxy.js'
@@ -76,7 +79,8 @@ function traffic (url: string): { stop: () => Promise<void> } {
   const workers = Array.from({ length: 4 }, async (_, w) => {
     for (let i = 0; state.running; i++) {
       const path = i % 3 === 0 ? `/static/app-${i % 5}.js` : `/api/item/${w}-${i}`
-      const r = await request(`${url}${path}`)
+      // Now and then a reload that bypasses the cache, as browsers send.
+      const r = await request(`${url}${path}`, { headers: i % 7 === 0 ? { 'cache-control': 'no-cache' } : {} })
       await r.body.dump()
       await new Promise(resolve => setTimeout(resolve, 5))
     }
@@ -127,4 +131,86 @@ it('shows the targets live: two, a third within 2 s of registering, then one few
   await waitForRows(page, 2, ms(5000))
   expect(await rowNames(page)).toEqual(['web-1', 'web-3'])
   expect(problems).toEqual([])
+})
+
+it('under load: hit ratio with bypasses, a departed target, routes, and the controls behind a confirmation', async () => {
+  browser = await launch()
+  const path = uniquePath('targets')
+  await replica(path, 'web-1', '9f2c1e0')
+  await replica(path, 'web-2', '9f2c1e0')
+  await replica(path, 'shop-1', '9f2c1e0', ['shop.example.com'])
+  const leaving = await replica(path, 'web-3', '9f2c1e0')
+  const proxy = await startTestProxy(zk.connectString, ['--targets-path', path, '--admin', '127.0.0.1:0', '--count-flush-ms', '100'])
+  if (proxy.admin === undefined) throw new Error('no admin listener')
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 }, reducedMotion: 'reduce' })
+  const problems: string[] = []
+  page.on('pageerror', err => problems.push(`pageerror: ${err.message}`))
+  await page.goto(`${proxy.admin.url}/`)
+  await waitForRows(page, 4, ms(5000))
+  const text = async (sel: string): Promise<string> => (await page.locator(sel).textContent()) ?? ''
+  const pillOf = (name: string): string => `#rows tr[data-target="${name}"] .c-status .pill`
+
+  const load = traffic(proxy.url)
+  try {
+    // One reading of both lines (an update may land between two reads).
+    const cacheText = async (): Promise<string> => await page.evaluate(() => `${document.querySelector('#k-cache-sub')?.textContent ?? ''} | ${document.querySelector('#k-cache-sub2')?.textContent ?? ''}`)
+    await expect.poll(cacheText, { timeout: ms(8000) }).toMatch(/^last \d+ s: [1-9][\d,]* hits · [1-9][\d,]* misses \| [1-9][\d,]* bypassed · /)
+    expect(await text('#k-cache')).toMatch(/^\d+(\.\d)?%$/)
+    expect(await page.locator('#routes').isVisible()).toBe(true)
+    expect(await page.locator('#route-rows tr[data-route="shop.example.com"]').textContent()).toContain('shop-1')
+
+    await leaving.stop()
+    await page.waitForSelector('#departed-rows tr[data-departed="web-3"]', { timeout: ms(5000) })
+    expect(await text('#departed-rows tr[data-departed="web-3"] .pill')).toBe('left · deregistered')
+
+    // A dismissed confirmation does nothing; an accepted one drains, then undrains.
+    const web1 = proxy.router.byName('web-1')!
+    page.once('dialog', d => { void d.dismiss() })
+    await page.click('#rows tr[data-target="web-1"] .drain')
+    page.once('dialog', d => { expect(d.message()).toContain('Drain web-1'); void d.accept() })
+    await page.click('#rows tr[data-target="web-1"] .drain')
+    await expect.poll(async () => await text(pillOf('web-1')), { timeout: ms(5000) }).toBe('drained')
+    expect(proxy.router.ejections.isDrained('web-1', web1.generation)).toBe(true)
+    page.once('dialog', d => { void d.accept() })
+    await page.click('#rows tr[data-target="web-1"] .drain')
+    await until(() => !proxy.router.ejections.isDrained('web-1', web1.generation), { timeoutMs: ms(5000), message: 'web-1 undrained' })
+
+    expect(await text('#health')).toBe('Healthy')
+    page.once('dialog', d => { void d.accept() })
+    await page.click('#rows tr[data-target="web-2"] .eject')
+    await expect.poll(async () => await text(pillOf('web-2')), { timeout: ms(5000) }).toMatch(/^ejected · \d+s$/)
+    await expect.poll(async () => await text('#health'), { timeout: ms(5000) }).toBe('Degraded')
+    expect(await text('#reasons')).toContain('web-2 ejected')
+
+    // The picture for the docs: under load, one target ejected, one gone, a route.
+    await page.waitForFunction(() => /%$/.test(document.querySelector('#rows tr[data-target="web-1"] .pct')?.textContent ?? ''), undefined, { timeout: ms(8000) })
+    // Clicking scrolled the table sideways to its buttons: back to its start for the picture.
+    await page.evaluate(() => { for (const e of Array.from(document.querySelectorAll('.scroll'))) e.scrollLeft = 0 })
+    // Into docs/ only when asked, so that running the tests leaves the checkout clean.
+    const docs = process.env['ZKPROXY_UPDATE_DOCS_SCREENSHOT'] === '1'
+    await page.screenshot({ path: new URL(docs ? '../../docs/dashboard.png' : 'dashboard-load.png', docs ? import.meta.url : ARTIFACTS).pathname, fullPage: true })
+  } finally {
+    await load.stop()
+  }
+  expect(problems).toEqual([])
+})
+
+it('the badge says Degraded while the ZooKeeper session is not connected, and Healthy again after', async () => {
+  browser = await launch()
+  const path = uniquePath('targets')
+  await replica(path, 'web-1', '9f2c1e0')
+  const proxy = await startTestProxy(zk.connectString, ['--targets-path', path, '--admin', '127.0.0.1:0'])
+  if (proxy.admin === undefined) throw new Error('no admin listener')
+  const page = await browser.newPage({ reducedMotion: 'reduce' })
+  await page.goto(`${proxy.admin.url}/`)
+  const badge = async (): Promise<string> => (await page.locator('#health').textContent()) ?? ''
+  await expect.poll(badge, { timeout: ms(5000) }).toBe('Healthy')
+  await zk.stopNode(0)
+  try {
+    await expect.poll(badge, { timeout: ms(10_000) }).toBe('Degraded')
+    expect(await page.locator('#reasons').textContent()).toMatch(/ZooKeeper session (suspended|connecting|expired)/)
+  } finally {
+    await zk.startNode(0)
+  }
+  await expect.poll(badge, { timeout: ms(20_000) }).toBe('Healthy')
 })

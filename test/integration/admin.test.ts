@@ -45,7 +45,7 @@ function sample (text: string, name: string, labels: Record<string, string> = {}
   return undefined
 }
 
-interface Row { name: string, url: string, requests: number, inFlight: number, ejected: boolean, ejectedUntil: string | null, revision: string | null, startedAt: string | null, routes: string[] }
+interface Row { name: string, url: string, requests: number, inFlight: number, ejected: boolean, ejectedUntil: string | null, failing: boolean, drained: boolean, revision: string | null, startedAt: string | null, routes: string[] }
 
 async function registerFull (s: ZkSession, path: string, name: string, url: string, revision: string, startedAt: string): Promise<void> {
   await s.mkdirp(path)
@@ -142,7 +142,7 @@ describe('GET /targets', () => {
     const before = await json<Row[]>(`${admin}/targets`)
     expect(before.status).toBe(200)
     expect(before.body).toEqual([
-      { name: 'a', url: a.url, requests: 0, inFlight: 0, tunnels: 0, ejected: false, ejectedUntil: null, revision: 'rev-a', startedAt, routes: [], stripPrefix: false },
+      { name: 'a', url: a.url, requests: 0, inFlight: 0, tunnels: 0, ejected: false, ejectedUntil: null, failing: false, drained: false, revision: 'rev-a', startedAt, routes: [], stripPrefix: false },
       expect.objectContaining({ name: 'dead', ejected: false, revision: 'rev-d' })
     ])
 
@@ -155,7 +155,8 @@ describe('GET /targets', () => {
     }, { message: 'dead target ejected' })
     const dead = rows.find(t => t.name === 'dead')!
     expect(Date.parse(dead.ejectedUntil ?? '')).toBeGreaterThan(Date.now() - 1000)
-    expect(rows.find(t => t.name === 'a')).toMatchObject({ ejected: false, ejectedUntil: null })
+    expect(rows.find(t => t.name === 'a')).toMatchObject({ ejected: false, ejectedUntil: null, failing: false })
+    expect(dead).toMatchObject({ failing: true, drained: false })
     expect(rows.reduce((n, t) => n + t.requests, 0)).toBeGreaterThanOrEqual(1)
 
     const m = (await get(`${admin}/metrics`)).text

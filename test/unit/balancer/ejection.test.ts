@@ -152,3 +152,49 @@ describe('Ejections', () => {
     expect(() => new Ejections({ ...options, clock: () => 0 })).toThrow(RangeError)
   })
 })
+
+describe('Ejections: operators and the published view', () => {
+  it('a failed target stays failing after its ejection lapses, until it answers', () => {
+    const time = fakeClock(1000)
+    const e = new Ejections({ clock: time.clock })
+    e.noteFailure('a', 'g1')
+    time.advance(5000)
+    expect(e.isEjected('a', 'g1')).toBe(false)
+    expect(e.isFailing('a', 'g1')).toBe(true)
+    expect(e.isFailing('a', 'g2')).toBe(false)
+    e.noteSuccess('a')
+    expect(e.isFailing('a', 'g1')).toBe(false)
+  })
+
+  it('eject sets a target aside for the given time without raising its backoff', () => {
+    const time = fakeClock(1000)
+    const e = new Ejections({ clock: time.clock, baseMs: 1000 })
+    e.eject('a', 'g1', 30_000)
+    expect(e.ejectedUntil('a')).toBe(31_000)
+    time.advance(30_000)
+    expect(e.isEjected('a', 'g1')).toBe(false)
+    // The next real failure starts the backoff at its base.
+    e.noteFailure('a', 'g1')
+    expect(e.ejectedUntil('a')).toBe(32_000)
+  })
+
+  it('drain skips the target until undone, survives successes, and ends with its registration', () => {
+    const e = new Ejections({ clock: () => 0 })
+    e.drain('a', 'g1', true)
+    expect(e.isEjected('a', 'g1')).toBe(true)
+    expect(e.isDrained('a', 'g1')).toBe(true)
+    expect(e.isFailing('a', 'g1')).toBe(false)
+    expect(e.ejectedUntil('a')).toBeUndefined()
+    expect(e.lastFailureAt('a')).toBeUndefined()
+    e.noteFailure('a', 'g1')
+    e.noteSuccess('a')
+    expect(e.isDrained('a', 'g1')).toBe(true)
+    expect(e.isFailing('a', 'g1')).toBe(false)
+    e.drain('a', 'g1', false)
+    expect(e.isEjected('a', 'g1')).toBe(false)
+    e.drain('a', 'g1', true)
+    // A re-created znode is a new registration: not drained.
+    expect(e.isEjected('a', 'g2')).toBe(false)
+    expect(e.isDrained('a', 'g1')).toBe(false)
+  })
+})
