@@ -101,7 +101,9 @@ export class Connection {
       return entry
     }
     this.#queue.push(entry)
-    res.once('finish', () => { this.#end(entry, false) })
+    // 'close' follows 'finish' for a response that was written (one listener per request, not
+    // two); a response queued behind a pipelined one gets neither when the client leaves, and
+    // the socket's close ends it instead.
     res.once('close', () => { this.#end(entry, !res.writableFinished) })
     this.#pump()
     return entry

@@ -248,9 +248,17 @@ export class Exchange {
   write (chunk: Buffer, resume: () => void): boolean {
     this.#init.recorder?.data(chunk)
     const res = this.#res
-    const send = this.#send ??= new SendTimeout(this.#ctx.limits.sendTimeoutMs, this.#cutSlowClient)
-    send.writing()
-    if (res.write(chunk, send.written)) return true
+    const send = this.#send
+    if (send === undefined) {
+      if (res.write(chunk)) return true
+      // The client's socket backed up: from now on its progress is watched (send-timeout.ts).
+      const watch = this.#send = new SendTimeout(this.#ctx.limits.sendTimeoutMs, this.#cutSlowClient)
+      watch.writing()
+      res.on('drain', watch.caughtUp)
+    } else {
+      send.writing()
+      if (res.write(chunk, send.written)) return true
+    }
     // A slow client: up to --response-buffer-bytes wait here while the target goes on sending
     // (its connection is free sooner); past that the target is paused until the client caught up.
     if (res.writableLength <= this.#ctx.limits.responseBufferBytes) return true

@@ -5,8 +5,10 @@
 // this, a client that never reads would hold its response buffer, and for a response larger than
 // --response-buffer-bytes an upstream connection, for as long as it keeps the socket open.
 //
-// One timer per response, armed only while writes are outstanding and re-armed at most once
-// per timeout period (not per chunk): cheap on the streaming path.
+// Watched only once a response's writes back up (a write that Node does not take at once): a
+// response that goes out as fast as it is written (nearly all of them) costs no timer at all.
+// Then one timer per response, armed only while writes are outstanding and re-armed at most
+// once per timeout period (not per chunk).
 
 export class SendTimeout {
   readonly #timeoutMs: number
@@ -18,7 +20,13 @@ export class SendTimeout {
 
   /** The write callback to pass with each chunk. */
   readonly written = (): void => {
-    this.#outstanding--
+    if (this.#outstanding > 0) this.#outstanding--
+    this.#progressAt = performance.now()
+  }
+
+  /** The client's socket drained ('drain'): everything written so far went out. */
+  readonly caughtUp = (): void => {
+    this.#outstanding = 0
     this.#progressAt = performance.now()
   }
 
