@@ -291,6 +291,26 @@ export function dashboardClient (): void {
     undrain: 'Undrain %s on this proxy? It gets its share of new requests again.',
     eject: 'Eject %s on this proxy for 60 s? It gets no requests from it (but as a last resort) meanwhile.'
   }
+  // A fleet-wide purge: every proxy drops the matching entries (POST /purge, through ZooKeeper).
+  // The prompt is the confirmation: cancel does nothing; empty purges everything; `host`,
+  // `host/prefix` or `/prefix` narrows it.
+  el('purge').addEventListener('click', () => {
+    const answer = window.prompt('Purge cached answers on every proxy of the fleet? Leave empty for everything, or give host, host/prefix or /prefix:', '')
+    if (answer === null) return
+    const text = answer.trim()
+    const slash = text.indexOf('/')
+    const host = slash === -1 ? text : text.slice(0, slash)
+    const prefix = slash === -1 ? '' : text.slice(slash)
+    const body = { ...(host === '' ? {} : { host }), ...(prefix === '' ? {} : { prefix }) }
+    void fetch('purge', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      .then(async (res) => {
+        const reply = (await res.json()) as { sequence?: number, message?: string }
+        if (res.ok) window.alert(`Purge ${String(reply.sequence)} published: every proxy applies it within a second.`)
+        else window.alert(`purge: ${reply.message ?? res.status}`)
+      })
+      .catch((err: unknown) => { window.alert(`purge: ${String(err)}`) })
+  })
+
   function act (name: string, action: string): void {
     if (!window.confirm((CONFIRM[action] ?? '%s?').replace('%s', name))) return
     void fetch(`targets/${encodeURIComponent(name)}/${action}`, { method: 'POST', headers: { 'x-zkproxy-action': action } })

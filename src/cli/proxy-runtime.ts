@@ -80,17 +80,7 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
       cache.purge(event.filter, event.widened === undefined ? `purge ${event.sequence}` : `purge ${event.sequence} (${event.widened}: everything)`)
     })
 
-  const server = createProxyServer({
-    router,
-    logger: log,
-    limits: cfg,
-    // Pretty logs are for a human watching: unbuffered; JSON access lines go through a buffer.
-    accessLog: !cfg.accessLog ? undefined : cfg.logPretty ? log : createAccessLogger(log),
-    // trustForwarded rides in `hooks` because that is what reaches the request path.
-    hooks: { ...metrics?.forwardHooks, ...(trustForwarded === undefined ? {} : { trustForwarded }) },
-    ...tlsMaterial,
-    ...(cache === undefined ? {} : { cache })
-  })
+  const server = publicServer(cfg, log, router, cache, metrics, tlsMaterial, trustForwarded)
   const url = await listen(server, cfg)
   const id = cfg.id ?? `${hostname()}:${new URL(url).port}`
   const purgeAclEntries = cfg.zkAcl === undefined ? undefined : purgeAcl(cfg.zkAcl)
@@ -168,6 +158,22 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     await session.close()
   }
   return { url, id, server, session, router, counter, targets, cache, purges: purgeWatch, metrics, admin, stop: async () => { stopping ??= stop(); await stopping } }
+}
+
+/** The public listener of one process (this one, or a --workers worker), wired from the flags. */
+export function publicServer (cfg: ProxyConfig, log: Logger, router: Router, cache: CacheStage | undefined, metrics: ProxyMetrics | undefined,
+  tlsMaterial: Awaited<ReturnType<typeof loadTls>>, trustForwarded: ((address: string) => boolean) | undefined): ProxyServer {
+  return createProxyServer({
+    router,
+    logger: log,
+    limits: cfg,
+    // Pretty logs are for a human watching: unbuffered; JSON access lines go through a buffer.
+    accessLog: !cfg.accessLog ? undefined : cfg.logPretty ? log : createAccessLogger(log),
+    // trustForwarded rides in `hooks` because that is what reaches the request path.
+    hooks: { ...metrics?.forwardHooks, ...(trustForwarded === undefined ? {} : { trustForwarded }) },
+    ...tlsMaterial,
+    ...(cache === undefined ? {} : { cache })
+  })
 }
 
 /** The cache stage the flags ask for; undefined with --cache-ttl 0 (no layer on the request path). */

@@ -6,11 +6,9 @@
 import cluster from 'node:cluster'
 import type { ProxyConfig } from '../config.js'
 import { Router } from '../proxy/router.js'
-import { createAccessLogger } from './logger.js'
 import { RevisionLiveness } from '../cache/index.js'
-import { createProxyServer } from '../proxy/server.js'
 import { ProxyMetrics } from '../admin/metrics.js'
-import { createCache, listen } from './proxy-runtime.js'
+import { createCache, listen, publicServer } from './proxy-runtime.js'
 import { loadTls, trustedPeers } from './proxy-security.js'
 import type { CliContext } from './lifecycle.js'
 import { isToWorker, type ToPrimary } from './worker-messages.js'
@@ -34,15 +32,7 @@ export async function runWorker (cfg: ProxyConfig, ctx: CliContext): Promise<voi
   let server
   try {
     const tlsMaterial = await loadTls(cfg)
-    server = createProxyServer({
-      router,
-      logger: log,
-      limits: cfg,
-      accessLog: !cfg.accessLog ? undefined : cfg.logPretty ? log : createAccessLogger(log),
-      hooks: { ...metrics?.forwardHooks, ...(trustForwarded === undefined ? {} : { trustForwarded }) },
-      ...tlsMaterial,
-      ...(cache === undefined ? {} : { cache })
-    })
+    server = publicServer(cfg, log, router, cache, metrics, tlsMaterial, trustForwarded)
     metrics?.observePath({ router, cache, listener: server })
     const url = await listen(server, cfg)
     await send({ type: 'zkproxy:listening', url })

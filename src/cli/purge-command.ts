@@ -7,6 +7,7 @@ import { purgeConfig } from '../config.js'
 import { publishPurge, purgeAcl } from '../registry/purges.js'
 import { ZkSession } from '../zk/index.js'
 import type { CliContext } from './lifecycle.js'
+import { withDeadline } from './time.js'
 
 export async function run (raw: Record<string, unknown>, ctx: CliContext): Promise<void> {
   const cfg = purgeConfig(raw)
@@ -27,14 +28,4 @@ export async function run (raw: Record<string, unknown>, ctx: CliContext): Promi
   }
   const what = cfg.host === undefined && cfg.prefix === undefined ? 'everything' : [cfg.host === undefined ? '' : `host ${cfg.host}`, cfg.prefix === undefined ? '' : `prefix ${cfg.prefix}`].filter(Boolean).join(', ')
   process.stdout.write(`purge ${sequence} published (${what}); every proxy watching ${cfg.purgePath} applies it\n`)
-}
-
-async function withDeadline<T> (p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const expired = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(message)) }, ms) })
-  try {
-    return await Promise.race([p, expired])
-  } finally {
-    clearTimeout(timer)
-  }
 }

@@ -11,6 +11,7 @@ import { decodeRevision, decodeTarget } from '../registry/codec.js'
 import { DEFAULT_POOL_KEY } from '../routes.js'
 import { ZkSession } from '../zk/index.js'
 import type { CliContext } from './lifecycle.js'
+import { withDeadline } from './time.js'
 
 export interface TargetRow {
   name: string
@@ -282,14 +283,4 @@ export function formatAge (ms: number | null): string {
   const h = Math.floor(m / 60)
   if (h < 24) return `${h}h${String(m % 60).padStart(2, '0')}m`
   return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`
-}
-
-async function withDeadline<T> (p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const expired = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(message)) }, ms) })
-  try {
-    return await Promise.race([p, expired])
-  } finally {
-    clearTimeout(timer)
-  }
 }

@@ -15,3 +15,14 @@ export async function bounded (p: Promise<void> | undefined, ms: number): Promis
     clearTimeout(timer)
   }
 }
+
+/** `p`, or a rejection with `message` once `ms` have passed (a command must not hang on ZooKeeper). */
+export async function withDeadline<T> (p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(message)) }, ms) })
+  try {
+    return await Promise.race([p, expired])
+  } finally {
+    clearTimeout(timer)
+  }
+}

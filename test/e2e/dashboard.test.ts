@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { chromium, type Browser, type Dialog, type Page } from 'playwright-core'
 import { request } from 'undici'
 import { startZooKeeper, type ZkCluster } from '../support/zookeeper.js'
 import { ms, until } from '../support/until.js'
@@ -181,6 +181,25 @@ it('under load: hit ratio with bypasses, a departed target, routes, and the cont
     await expect.poll(async () => await text(pillOf('web-2')), { timeout: ms(5000) }).toMatch(/^ejected · \d+s$/)
     await expect.poll(async () => await text('#health'), { timeout: ms(5000) }).toBe('Degraded')
     expect(await text('#reasons')).toContain('web-2 ejected')
+
+    // A fleet-wide purge from the page: cancel does nothing, an answer publishes it.
+    page.once('dialog', d => { expect(d.type()).toBe('prompt'); void d.dismiss() })
+    await page.click('#purge')
+    const published = page.waitForResponse(r => r.url().endsWith('/purge') && r.request().method() === 'POST')
+    // The prompt, answered; then the alert saying the purge was published.
+    const dialogs: string[] = []
+    const answer = (d: Dialog): void => {
+      dialogs.push(`${d.type()}: ${d.message()}`)
+      void (d.type() === 'prompt' ? d.accept('shop.example.com/cart') : d.accept())
+    }
+    page.on('dialog', answer)
+    await page.click('#purge')
+    const purged = await published
+    expect(purged.status()).toBe(202)
+    expect(await purged.json()).toMatchObject({ host: 'shop.example.com', prefix: '/cart' })
+    await expect.poll(() => dialogs.length, { timeout: ms(5000) }).toBe(2)
+    expect(dialogs[1]).toMatch(/^alert: Purge \d+ published/)
+    page.off('dialog', answer)
 
     // The picture for the docs: under load, one target ejected, one gone, a route.
     await page.waitForFunction(() => /%$/.test(document.querySelector('#rows tr[data-target="web-1"] .pct')?.textContent ?? ''), undefined, { timeout: ms(8000) })
