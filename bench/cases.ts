@@ -227,6 +227,12 @@ export const CASES: ReadonlyArray<{ readonly name: string, start: (f: Fixture) =
     }
   },
   {
+    name: 'zk-baseline-hit',
+    start: async (f) => f.baselineCli === undefined
+      ? 'skip zk-baseline-hit: set BENCH_BASELINE_CLI to another build\'s dist/src/cli/main.js'
+      : await zkCase(f, 'zk-baseline-hit', `another zkproxy build (${f.baselineCli}), cache on, every request a hit`, 'zkproxy-baseline-cache', [], { cli: f.baselineCli })
+  },
+  {
     name: 'zk-baseline',
     start: async (f) => f.baselineCli === undefined
       ? 'skip zk-baseline: set BENCH_BASELINE_CLI to another build\'s dist/src/cli/main.js'

@@ -44,6 +44,8 @@ export const RATIOS: ReadonlyArray<{ readonly section: string, readonly ratios: 
       r('GET with --access-log / GET', 'zk-log', 'zkproxy', 'rps', { op: '>=', value: 0.8 }),
       r('GET / the baseline build\'s GET', 'zkproxy', 'zk-baseline', 'rps', { op: '>=', value: 1 }, 'BENCH_BASELINE_CLI'),
       r('GET / the baseline build\'s GET', 'zkproxy', 'zk-baseline', 'cpuUs'),
+      r('hits / the baseline build\'s hits', 'zk-hit', 'zk-baseline-hit', 'rps', { op: '>=', value: 1 }, 'BENCH_BASELINE_CLI'),
+      r('hits / the baseline build\'s hits', 'zk-hit', 'zk-baseline-hit', 'cpuUs'),
       r('200 routes / 1 route', 'zk-routes-200', 'zk-routes-1', 'rps', { op: '>=', value: 0.95 }, 'routed by Host'),
       r('200 routes / 1 route', 'zk-routes-200', 'zk-routes-1', 'cpuUs')
     ]
