@@ -21,7 +21,7 @@ import type { TunnelStats } from '../proxy/tunnel.js'
 import { ProxyMetrics, type MetricsJson, type RuntimeView } from '../admin/metrics.js'
 import { startAdmin, type AdminServer } from '../admin/server.js'
 import { nodeAcls, securePath } from '../registry/acl-policy.js'
-import { advertise } from './proxy-runtime.js'
+import { advertise, closeControl } from './proxy-runtime.js'
 import { selfAddresses, targetAdmission } from './proxy-security.js'
 import { isToPrimary, type ToPrimary, type ToWorker } from './worker-messages.js'
 
@@ -310,13 +310,7 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
     for (const s of slots) clearTimeout(s.restartTimer)
     await drainWorkers()
     await counter.stop()
-    await announce.stop()
-    revisionWatch.close()
-    purgeWatch?.close()
-    targets.close()
-    admission.close()
-    await admin?.close()
-    await session.close()
+    await closeControl({ announce, revisionWatch, purgeWatch, targets, admission, admin, session })
   }
   return { url: publicUrl, session, stop: async () => { stopped ??= stop(); await stopped } }
 }

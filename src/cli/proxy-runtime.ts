@@ -149,15 +149,31 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     await counter.stop()
     await stateFile?.close()
     summary.stop()
-    await announce.stop()
-    revisionWatch.close()
-    purgeWatch?.close()
-    targets.close()
-    admission.close()
-    await admin?.close()
-    await session.close()
+    await closeControl({ announce, revisionWatch, purgeWatch, targets, admission, admin, session })
   }
   return { url, id, server, session, router, counter, targets, cache, purges: purgeWatch, metrics, admin, stop: async () => { stopping ??= stop(); await stopping } }
+}
+
+/**
+ * The ZooKeeper side of a proxy (one process, or a --workers primary), closed in order once its
+ * counts are flushed: leave /proxies, stop watching, close the admin listener, end the session.
+ */
+export async function closeControl (parts: {
+  readonly announce: { stop: () => Promise<void> }
+  readonly revisionWatch: { close: () => void }
+  readonly purgeWatch: { close: () => void } | undefined
+  readonly targets: { close: () => void }
+  readonly admission: { close: () => void }
+  readonly admin: { close: () => Promise<void> } | undefined
+  readonly session: { close: () => Promise<void> }
+}): Promise<void> {
+  await parts.announce.stop()
+  parts.revisionWatch.close()
+  parts.purgeWatch?.close()
+  parts.targets.close()
+  parts.admission.close()
+  await parts.admin?.close()
+  await parts.session.close()
 }
 
 /** The public listener of one process (this one, or a --workers worker), wired from the flags. */
