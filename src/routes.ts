@@ -21,6 +21,15 @@ export interface Route {
  */
 export const DEFAULT_POOL_KEY = '(default)'
 
+/** The same routes in the same order (a target's list, compared by key). */
+export function sameRoutes (a: readonly Route[] | undefined, b: readonly Route[] | undefined): boolean {
+  if (a === b) return true
+  const n = a?.length ?? 0
+  if (n !== (b?.length ?? 0)) return false
+  for (let i = 0; i < n; i++) if (a![i]!.key !== b![i]!.key) return false
+  return true
+}
+
 export type ParseRouteResult = { ok: true, route: Route } | { ok: false, reason: string }
 
 /** DNS limits (RFC 1035): 63 per label, 253 for the whole name. */

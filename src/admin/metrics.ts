@@ -152,6 +152,7 @@ export class ProxyMetrics {
     // Our own previous names: the router has already applied this snapshot when we hear of it.
     view.targets.on('snapshot', (snap: Snapshot) => {
       this.#snapshots.inc()
+      if (snap.counted !== undefined) return // the same targets, new counts
       const live = new Set(snap.targets.map(t => t.name))
       for (const name of live) this.#departed.delete(name)
       for (const name of this.#liveNames) if (!live.has(name)) this.#departed.set(name, this.#now())

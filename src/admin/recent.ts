@@ -108,6 +108,7 @@ export class RecentActivity {
   }
 
   #update (s: Snapshot): void {
+    if (s.counted !== undefined) return // the same targets, new counts
     const now = this.#now()
     const next = new Map<string, Known>()
     for (const t of s.targets) next.set(t.name, { url: t.url, failing: this.#known.get(t.name)?.failing ?? false })

@@ -83,18 +83,25 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
   const sendTo = (w: Worker | undefined, m: ToWorker): void => {
     if (w !== undefined && w.isConnected()) w.send(m)
   }
+  // Each worker balances on the counts the primary knows (every worker's reported requests),
+  // not only on its own.
+  const withTotal = (t: TargetInfo): TargetInfo => ({ ...t, requests: counter.cell(t.name)?.total ?? t.requests })
   const targetsMessage = (): ToWorker | undefined => {
     const snap = targets.snapshot
-    if (snap === undefined) return undefined
-    // Each worker balances on the counts the primary knows (every worker's reported requests),
-    // not only on its own.
-    return { type: 'zkproxy:targets', targets: snap.targets.map((t): TargetInfo => ({ ...t, requests: counter.cell(t.name)?.total ?? t.requests })) }
+    return snap === undefined ? undefined : { type: 'zkproxy:targets', targets: snap.targets.map(withTotal) }
   }
   targets.on('snapshot', (snap: Snapshot) => {
-    counter.update(snap.targets)
-    router.update(snap.targets)
-    sumLoad()
-    const m = targetsMessage()
+    let m: ToWorker | undefined
+    if (snap.counted !== undefined && router.counted(snap.counted)) {
+      // A count flush: the workers hear of the targets it counted, not the whole view.
+      counter.counted(snap.counted)
+      m = { type: 'zkproxy:targets', targets: snap.counted.map(withTotal), counted: true }
+    } else {
+      counter.update(snap.targets)
+      router.update(snap.targets)
+      sumLoad()
+      m = targetsMessage()
+    }
     if (m !== undefined) for (const s of slots) sendTo(s.worker, m)
   })
   const revisionWatch = watchRevision(session, cfg.cacheAgePath, log, (revision, previous) => {

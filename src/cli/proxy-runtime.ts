@@ -59,7 +59,11 @@ export async function startProxy (cfg: ProxyConfig, log: Logger): Promise<ProxyR
     counter.update(view)
     router.update(view)
   }
-  targets.on('snapshot', (snap: Snapshot) => { applyView(snap.targets) })
+  targets.on('snapshot', (snap: Snapshot) => {
+    // A count flush touches the targets it counted, not the whole view.
+    if (snap.counted !== undefined && router.counted(snap.counted)) counter.counted(snap.counted)
+    else applyView(snap.targets)
+  })
 
   // Metrics are recorded only where the admin listener can serve them: with `--admin off` the
   // request path carries no counters, histograms or timestamps at all.

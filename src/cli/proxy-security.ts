@@ -104,7 +104,8 @@ export function targetAdmission (cfg: ProxyConfig, session: ZkSession, targets: 
     },
     start: (self) => {
       policy = new AddressPolicy({ allow: cfg.allowTargets, self })
-      targets().on('snapshot', (snap: { targets: readonly TargetInfo[], rejected: ReadonlyArray<{ name: string }> }) => {
+      targets().on('snapshot', (snap: { targets: readonly TargetInfo[], rejected: ReadonlyArray<{ name: string }>, counted?: unknown }) => {
+        if (snap.counted !== undefined) return // the same targets, new counts
         gate?.prune(new Set([...snap.targets.map(t => t.name), ...snap.rejected.map(r => r.name)]))
       })
     },

@@ -61,6 +61,12 @@ export async function runWorker (cfg: ProxyConfig, ctx: CliContext): Promise<voi
     if (!isToWorker(m)) return
     switch (m.type) {
       case 'zkproxy:targets':
+        if (m.counted === true) {
+          // Messages arrive in order, so the router has the targets a counted one names.
+          if (router.counted(m.targets)) counts.counted(m.targets)
+          else log.warn({ targets: m.targets.map(t => t.name) }, 'counts for targets this worker does not know: ignored')
+          break
+        }
         counts.update(m.targets)
         router.update(m.targets)
         break

@@ -48,6 +48,15 @@ export class WorkerCounts {
     }
   }
 
+  /** Only these targets' counts moved (a `counted` targets message). */
+  counted (targets: readonly TargetInfo[]): void {
+    for (const t of targets) {
+      const cell = this.cellFor(t)
+      cell.base = t.requests
+      cell.sent = 0
+    }
+  }
+
   /** The deltas since the last call (pending moves to sent). */
   take (): CountDelta[] {
     const out: CountDelta[] = []

@@ -8,8 +8,11 @@ import type { MetricsJson } from '../admin/metrics.js'
 
 /** Primary → worker. */
 export type ToWorker =
-  /** The latest snapshot's targets; `requests` is the primary's total (ZooKeeper + unflushed). */
-  | { readonly type: 'zkproxy:targets', readonly targets: readonly TargetInfo[] }
+  /**
+   * The latest snapshot's targets; `requests` is the primary's total (ZooKeeper + unflushed).
+   * `counted`: only the targets whose counts moved (Snapshot.counted), the rest as before.
+   */
+  | { readonly type: 'zkproxy:targets', readonly targets: readonly TargetInfo[], readonly counted?: boolean }
   /** `/cacheAge` changed: the worker's cache clears the pools carrying the new revision. */
   | { readonly type: 'zkproxy:revision', readonly revision: string, readonly previous: string | undefined }
   /** A fleet-wide purge to apply (the primary watches the purge log). */

@@ -9,7 +9,7 @@ import { Ejections } from '../balancer/ejection.js'
 import { LeastUsedStrategy } from '../balancer/least-used.js'
 import { DEFAULT_POOL_KEY, RouteTable } from '../balancer/route-table.js'
 import type { TargetState, Clock, RandomSource } from '../balancer/types.js'
-import { stripPathPrefix, type Route } from '../routes.js'
+import { sameRoutes, stripPathPrefix, type Route } from '../routes.js'
 import type { RevisionLiveness } from '../cache/index.js'
 
 /** What the router needs to know of a target (a subset of the registry's TargetInfo). */
@@ -180,6 +180,20 @@ export class Router {
   }
 
   /**
+   * A snapshot that only moved these targets' counts (Snapshot.counted): their info is swapped
+   * in, nothing is rebuilt. False when one of them is not the live target the router has (then
+   * the caller applies the whole snapshot with update()).
+   */
+  counted (targets: readonly RoutableTarget[]): boolean {
+    for (const info of targets) {
+      const live = this.#byName.get(info.name)
+      if (live === undefined || live.generation !== info.generation || live.origin !== info.origin) return false
+    }
+    for (const info of targets) this.#byName.get(info.name)!.info = info
+    return true
+  }
+
+  /**
    * Each pool's live revisions, for the cache: O(targets) per snapshot, so that a hit needs one
    * boolean read (coherence.ts). A target's revision may change without a re-shape (its znode
    * data rewritten), so this runs for every snapshot, not only when pools are rebuilt.
@@ -261,14 +275,6 @@ export class Router {
 
   /** The live target with this name, if any (the admin API's controls name targets). */
   byName (name: string): LiveTarget | undefined { return this.#byName.get(name) }
-}
-
-function sameRoutes (a: readonly Route[] | undefined, b: readonly Route[] | undefined): boolean {
-  if (a === b) return true
-  const n = a?.length ?? 0
-  if (n !== (b?.length ?? 0)) return false
-  for (let i = 0; i < n; i++) if (a![i]!.key !== b![i]!.key) return false
-  return true
 }
 
 export { DEFAULT_POOL_KEY }

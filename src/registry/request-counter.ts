@@ -129,42 +129,9 @@ export class RequestCounter {
   /** Applies a snapshot: cells for new registrations, ZooKeeper counts merged, gone ones set aside. */
   update (targets: readonly TargetInfo[]): void {
     const live = new Set<string>()
-    const me = this.#id
     for (const t of targets) {
       live.add(t.name)
-      if (t.bare) this.#bare.add(t.name); else this.#bare.delete(t.name)
-      const chain = chainOf(t)
-      const ledger = !t.bare && me !== undefined && t.countedBy !== undefined
-      const entry = t.countedBy === undefined || me === undefined ? 0 : t.countedBy[me] ?? 0
-      let cell = this.#cells.get(t.name)
-      const away = this.#departed.get(t.name)
-      if (cell === undefined && away !== undefined) {
-        this.#departed.delete(t.name)
-        cell = away.cell
-        this.#cells.set(t.name, cell)
-      }
-      if (cell !== undefined && cell.chain === chain) {
-        if (cell.generation !== t.generation) {
-          // The same registration on a new node: what we had not flushed goes to it, and our
-          // ledger entry tops it up if the replica re-created it from a stale copy.
-          const carried = cell.pending + cell.flushing
-          if (carried > 0) this.stats.carried += carried
-          cell.generation = t.generation
-          cell.base = t.requests
-          if (!ledger) cell.written = 0 // its writer keeps no ledger: nothing to top up
-          cell.nodeWritten = entry
-          cell.ledger = ledger
-        } else {
-          if (t.requests > cell.base) cell.base = t.requests
-          cell.nodeWritten = Math.max(cell.nodeWritten, entry)
-          cell.ledger = ledger
-        }
-        continue
-      }
-      // A new registration under this name (another url or a restarted process): what we had
-      // not flushed belonged to the old one, whose node is gone.
-      if (cell !== undefined) this.stats.dropped += cell.pending + cell.flushing
-      this.#cells.set(t.name, new CountCell(t.name, chain, t.generation, t.requests, entry, ledger))
+      this.#apply(t)
     }
     const now = this.#now()
     for (const [name, cell] of this.#cells) {
@@ -173,6 +140,49 @@ export class RequestCounter {
       this.#departed.set(name, { cell, since: now })
     }
     this.#expireDeparted(now)
+  }
+
+  /** A snapshot that only moved these targets' counts (Snapshot.counted): nobody came or went. */
+  counted (targets: readonly TargetInfo[]): void {
+    for (const t of targets) this.#apply(t)
+  }
+
+  /** One target as the snapshot has it: its cell created, carried over or brought up to date. */
+  #apply (t: TargetInfo): void {
+    const me = this.#id
+    if (t.bare) this.#bare.add(t.name); else this.#bare.delete(t.name)
+    const chain = chainOf(t)
+    const ledger = !t.bare && me !== undefined && t.countedBy !== undefined
+    const entry = t.countedBy === undefined || me === undefined ? 0 : t.countedBy[me] ?? 0
+    let cell = this.#cells.get(t.name)
+    const away = this.#departed.get(t.name)
+    if (cell === undefined && away !== undefined) {
+      this.#departed.delete(t.name)
+      cell = away.cell
+      this.#cells.set(t.name, cell)
+    }
+    if (cell !== undefined && cell.chain === chain) {
+      if (cell.generation !== t.generation) {
+        // The same registration on a new node: what we had not flushed goes to it, and our
+        // ledger entry tops it up if the replica re-created it from a stale copy.
+        const carried = cell.pending + cell.flushing
+        if (carried > 0) this.stats.carried += carried
+        cell.generation = t.generation
+        cell.base = t.requests
+        if (!ledger) cell.written = 0 // its writer keeps no ledger: nothing to top up
+        cell.nodeWritten = entry
+        cell.ledger = ledger
+      } else {
+        if (t.requests > cell.base) cell.base = t.requests
+        cell.nodeWritten = Math.max(cell.nodeWritten, entry)
+        cell.ledger = ledger
+      }
+      return
+    }
+    // A new registration under this name (another url or a restarted process): what we had
+    // not flushed belonged to the old one, whose node is gone.
+    if (cell !== undefined) this.stats.dropped += cell.pending + cell.flushing
+    this.#cells.set(t.name, new CountCell(t.name, chain, t.generation, t.requests, entry, ledger))
   }
 
   cell (name: string): CountCell | undefined { return this.#cells.get(name) }

@@ -1,14 +1,16 @@
 // The watcher that turns /targets into snapshots (after Curator's ServiceCache and Traefik's
 // KV provider): a re-armed children watch on the targets path plus one re-armed data watch per
-// target. Any event rebuilds a whole immutable snapshot, emitted only when it differs; an empty
-// snapshot is real news ("no targets left") and is emitted too. When ZooKeeper is unreachable
+// target. An event rebuilds a whole immutable snapshot, emitted only when it differs; an empty
+// snapshot is real news ("no targets left") and is emitted too. The most frequent event, a count
+// flush rewriting one target's count, patches that one target in instead (`counted`), so a
+// thousand targets cost a count flush no more than ten do. When ZooKeeper is unreachable
 // nothing fires and the last snapshot stays in use (static stability); after a new session the
 // watches re-read everything. The request path reads only the latest snapshot, never ZooKeeper.
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { watchChildren, watchData, type DataValue, type Watch, type ZkSession } from '../zk/index.js'
 import { decodeTarget } from './codec.js'
-import type { Route } from '../routes.js'
+import { sameRoutes, type Route } from '../routes.js'
 
 // Shared by every target without routes (the default pool): no allocation per parse.
 const NO_ROUTES: readonly Route[] = Object.freeze([])
@@ -40,6 +42,12 @@ export interface Snapshot {
   readonly rejected: ReadonlyArray<{ readonly name: string, readonly reason: string }>
   /** Names kept in `targets` by the re-registration grace although their znode is gone. */
   readonly held?: readonly string[]
+  /**
+   * Set when this snapshot differs from the one before only in the counts (requests, version,
+   * countedBy) of these targets: the same targets, routes, revisions, addresses and rejections.
+   * Consumers that keep per-target state update these alone; those that follow membership skip it.
+   */
+  readonly counted?: readonly TargetInfo[]
 }
 
 export interface TargetSetOptions {
@@ -93,6 +101,8 @@ export class TargetSet extends EventEmitter {
   #childrenKnown = false
   #snapshot: Snapshot | undefined
   #lastKey = ''
+  /** Each target's position in the snapshot's `targets`. */
+  #index = new Map<string, number>()
   // One warning per znode version, not one per re-read.
   readonly #warned = new Map<string, string>()
   readonly #parsed = new WeakMap<DataValue, TargetInfo | { reason: string }>()
@@ -159,7 +169,7 @@ export class TargetSet extends EventEmitter {
       ;(entry as { watch: Watch }).watch = watchData(this.#opts.session, `${this.#opts.targetsPath}/${name}`, (value) => {
         entry.value = value
         entry.unreadable = undefined
-        this.#rebuild()
+        if (value === null || !this.#patch(name, value)) this.#rebuild()
       }, this.#log, (err) => {
         // One unreadable child must not freeze the whole view (the rebuild waits for every
         // child's first read): it is rejected until a read succeeds.
@@ -195,8 +205,31 @@ export class TargetSet extends EventEmitter {
     this.#lastKey = key
     const previous = this.#snapshot
     this.#snapshot = Object.freeze({ targets: Object.freeze(targets), rejected: Object.freeze(rejected), held: Object.freeze([...this.#held.keys()]) })
+    this.#index = new Map(targets.map((t, i) => [t.name, i]))
     this.#logMembership(previous, this.#snapshot)
     this.emit('snapshot', this.#snapshot)
+  }
+
+  /**
+   * A count flush: `name`'s znode changed, and if only in its count, the new snapshot is the
+   * last one with that target replaced, marked `counted`. False: anything else changed (or the
+   * grace holds targets), and the caller rebuilds.
+   */
+  #patch (name: string, value: DataValue): boolean {
+    const snap = this.#snapshot
+    const i = this.#index.get(name)
+    if (snap === undefined || i === undefined || this.#held.size > 0) return false
+    const old = snap.targets[i]!
+    const t = this.#decode(name, value)
+    if (typeof t === 'string' || !sameButCount(old, t)) return false
+    if (t.version === old.version && t.requests === old.requests) return true // read again, unchanged
+    const targets = snap.targets.slice()
+    targets[i] = t
+    // The key no longer describes the snapshot: the next rebuild emits whatever it finds.
+    this.#lastKey = ''
+    this.#snapshot = Object.freeze({ ...snap, targets: Object.freeze(targets), counted: Object.freeze([t]) })
+    this.emit('snapshot', this.#snapshot)
+    return true
   }
 
   /**
@@ -322,4 +355,10 @@ export class TargetSet extends EventEmitter {
       this.#log.info({ targets: after.targets.map(t => t.name), joined, left }, `targets: ${after.targets.length} live`)
     }
   }
+}
+
+/** The same registration, serving the same way: at most its count differs. */
+function sameButCount (a: TargetInfo, b: TargetInfo): boolean {
+  return a.generation === b.generation && a.url === b.url && a.origin === b.origin && a.revision === b.revision &&
+    a.startedAt === b.startedAt && a.stripPrefix === b.stripPrefix && a.bare === b.bare && sameRoutes(a.routes, b.routes)
 }

@@ -69,4 +69,19 @@ describe('WorkerCounts', () => {
     expect(counts.take()).toEqual([['b', '2', 1]])
     expect(counts.take()).toEqual([])
   })
+
+  it('a counted message moves the named targets\' totals only', () => {
+    const { counts, router, apply } = setUp()
+    apply([target('a', '1', 10), target('b', '2', 10)])
+    const [a, b] = router.targets
+    router.begin(a!)
+    router.begin(b!)
+    counts.take()
+    const counted = [target('a', '1', 30)]
+    expect(router.counted(counted)).toBe(true)
+    counts.counted(counted)
+    expect(a!.count.total).toBe(30)
+    // b's report is still in its total until a message carries b's new count.
+    expect(b!.count.total).toBe(11)
+  })
 })

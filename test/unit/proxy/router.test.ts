@@ -112,6 +112,21 @@ describe('Router pools', () => {
     expect(held.next(new Set(['a2']))?.name).toBe('a1')
   })
 
+  it('counted(): a count-only snapshot swaps the named targets\' info in; an unknown or re-created one is refused', () => {
+    const { router } = setup()
+    router.update([info('a1', 0, ['a.example.com']), info('a2', 0, ['a.example.com'])])
+    const pool = router.pool('a.example.com', '/')!
+    const members = pool.targets
+    expect(router.counted([info('a2', 9, ['a.example.com'])])).toBe(true)
+    expect(router.byName('a2')!.info.requests).toBe(9)
+    expect(pool.targets).toBe(members)
+    expect(router.counted([info('a3', 1, ['a.example.com'])])).toBe(false)
+    expect(router.counted([info('a1', 1, ['a.example.com'], 'g2')])).toBe(false)
+    // A refused batch changes nothing, not even the entries it could have applied.
+    expect(router.counted([info('a2', 11, ['a.example.com']), info('a3', 1)])).toBe(false)
+    expect(router.byName('a2')!.info.requests).toBe(9)
+  })
+
   it('a route appears and disappears with the targets declaring it', () => {
     const { router } = setup()
     router.update([info('site', 0)])

@@ -93,3 +93,16 @@ describe('RequestCounter.update', () => {
     expect(c.cell('r1')).toMatchObject({ written: 0, nodeWritten: 0, ledger: false })
   })
 })
+
+describe('RequestCounter.counted', () => {
+  it('brings the named targets up to date and leaves every other cell where it was', () => {
+    const c = new RequestCounter({ session, targetsPath: '/targets', flushMs: 100, logger: pino({ level: 'silent' }), id: 'p1' })
+    c.update([target({ requests: 10 }), target({ name: 'r2', requests: 20 })])
+    c.cell('r2')!.pending += 3
+    c.counted([target({ requests: 15, version: 1, countedBy: { p1: 4 } })])
+    expect(c.cell('r1')).toMatchObject({ base: 15, nodeWritten: 4, ledger: true })
+    // r2 is not in the counted list and has not left: its cell and what it owes stay.
+    expect(c.cell('r2')).toMatchObject({ base: 20, pending: 3 })
+    expect(c.awaitingReturn).toBe(0)
+  })
+})
