@@ -194,6 +194,7 @@ function registerPath (registry: Registry, view: () => PathView | undefined): vo
   mirror('zkproxy_cache_hits_total', 'Requests answered from a fresh cached response (304s from it and coalesced waiters included).', v => v.cache?.stats().hits)
   mirror('zkproxy_cache_misses_total', 'Cache lookups with no usable response: the request was forwarded.', v => v.cache?.stats().misses)
   mirror('zkproxy_cache_stale_total', 'Stale cached responses served because every target failed (stale-if-error).', v => v.cache?.stats().stale)
+  mirror('zkproxy_cache_revalidating_total', 'Stale cached responses served while another request revalidated them (stale-while-revalidate); also counted as hits.', v => v.cache?.stats().revalidating)
   registry.registerMetric(new Counter({
     name: 'zkproxy_cache_bypasses_total',
     help: 'Requests that did not consult the cache, by reason.',

@@ -36,6 +36,11 @@ export class Coalescer<T> {
     return this.#inflight.size
   }
 
+  /** Whether a call for `key` is in flight. */
+  has (key: string): boolean {
+    return this.#inflight.has(key)
+  }
+
   /**
    * Runs `fn` unless a call for `key` is already in flight, in which case its outcome is
    * shared. `timeoutMs` bounds this caller's wait (≤ 0 or Infinity: no bound); the first

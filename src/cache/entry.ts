@@ -20,6 +20,8 @@ export interface CachedEntry {
   readonly ageAtStoreSec: number
   /** False when `must-revalidate`, `proxy-revalidate` or `s-maxage` forbid stale serving. */
   readonly mayServeStale: boolean
+  /** RFC 5861 stale-while-revalidate: how long past `ttlMs` it may answer during a revalidation (ms). */
+  readonly staleWhileRevalidateMs?: number
   readonly etag?: string
   readonly lastModified?: string
   /** Normalised Vary names (sorted, lower-case) and the request values stored for. */
@@ -63,6 +65,7 @@ export function createEntry (input: CreateEntryInput): CachedEntry {
     ttlMs: decision.ttlMs,
     ageAtStoreSec: decision.ageSec,
     mayServeStale: decision.mayServeStale,
+    ...(decision.staleWhileRevalidateMs > 0 ? { staleWhileRevalidateMs: decision.staleWhileRevalidateMs } : {}),
     ...(decision.etag === undefined ? {} : { etag: decision.etag }),
     ...(decision.lastModified === undefined ? {} : { lastModified: decision.lastModified }),
     varyNames: decision.varyNames,

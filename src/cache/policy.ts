@@ -89,6 +89,12 @@ export interface Storable {
   readonly varyNames: readonly string[]
   /** False when a directive forbids serving the response stale (§4.2.4). */
   readonly mayServeStale: boolean
+  /**
+   * RFC 5861 §3 `stale-while-revalidate=N`, in ms (0 without it, or when stale serving is
+   * forbidden): how long past its freshness the response may answer while one request
+   * revalidates it.
+   */
+  readonly staleWhileRevalidateMs: number
   readonly etag?: string
   readonly lastModified?: string
 }
@@ -149,6 +155,9 @@ export function evaluate (req: CacheRequest, res: CacheResponse, opts: EvaluateO
 
   const mayServeStale = !cc.directives.has('must-revalidate') &&
     !cc.directives.has('proxy-revalidate') && !cc.directives.has('s-maxage')
+  const swr = deltaSeconds(cc, 'stale-while-revalidate')
+  // Bounded like freshness by --cache-ttl: the operator's cap on how old an answer may be.
+  const staleWhileRevalidateMs = mayServeStale && swr !== undefined && swr > 0 ? Math.min(swr, opts.cacheTtlSec) * 1000 : 0
   const etag = getHeader(res.headers, 'etag')
   const lastModified = getHeader(res.headers, 'last-modified')
   return {
@@ -158,6 +167,7 @@ export function evaluate (req: CacheRequest, res: CacheResponse, opts: EvaluateO
     ageSec,
     varyNames: vary,
     mayServeStale,
+    staleWhileRevalidateMs,
     ...(etag === undefined ? {} : { etag }),
     ...(lastModified === undefined ? {} : { lastModified })
   }

@@ -93,6 +93,11 @@ export class ResponseCache {
     this.#maxEntries = opts.maxEntries
   }
 
+  /** How long past its freshness an entry may still be of use (stale-if-error, its own stale-while-revalidate). */
+  #staleWindow (entry: CachedEntry): number {
+    return Math.max(this.#staleMs, entry.staleWhileRevalidateMs ?? 0)
+  }
+
   /** Whether a body of `size` bytes may be stored; check before buffering it. */
   fits (size: number): boolean {
     return size <= this.#maxObjectBytes && size <= this.#maxBytes
@@ -101,7 +106,7 @@ export class ResponseCache {
   /** A fresh stored response for a GET or HEAD request, or undefined. */
   get (req: CacheRequest): CacheHit | undefined {
     const now = this.#now()
-    const key = this.#select(req, now, false)
+    const key = this.#select(req, now, FRESH)
     return key === undefined ? undefined : this.#hit(key, now)
   }
 
@@ -112,7 +117,17 @@ export class ResponseCache {
    */
   getStale (req: CacheRequest): CacheHit | undefined {
     const now = this.#now()
-    const key = this.#select(req, now, true)
+    const key = this.#select(req, now, STALE_IF_ERROR)
+    return key === undefined ? undefined : this.#hit(key, now)
+  }
+
+  /**
+   * A stored response past its freshness but inside its own stale-while-revalidate window
+   * (RFC 5861 §3): it may answer while one request revalidates it. Undefined otherwise.
+   */
+  getWhileRevalidating (req: CacheRequest): CacheHit | undefined {
+    const now = this.#now()
+    const key = this.#select(req, now, WHILE_REVALIDATING)
     return key === undefined ? undefined : this.#hit(key, now)
   }
 
@@ -138,7 +153,7 @@ export class ResponseCache {
     const keys = this.#variants.get(primary) ?? new Set<string>()
     this.#variants.set(primary, keys.add(key))
     // +1 s so the store never drops an entry our clock still considers usable.
-    this.#lru.set(key, { primary, entry, bytes }, { ttl: entry.ttlMs + this.#staleMs + 1000 })
+    this.#lru.set(key, { primary, entry, bytes }, { ttl: entry.ttlMs + this.#staleWindow(entry) + 1000 })
     return true
   }
 
@@ -213,11 +228,11 @@ export class ResponseCache {
   }
 
   /**
-   * Most recently stored matching variant that is fresh (or, with `stale`, may stand in for a
-   * failed upstream); variants past any use are dropped as they are met. Runs on every hit:
-   * no allocation unless a variant is dropped.
+   * Most recently stored matching variant that is fresh (or, by `use`, may stand in for a
+   * failed upstream, or answer during a revalidation); variants past any use are dropped as
+   * they are met. Runs on every hit: no allocation unless a variant is dropped.
    */
-  #select (req: CacheRequest, now: number, stale: boolean): string | undefined {
+  #select (req: CacheRequest, now: number, use: Use): string | undefined {
     if (!GET_OR_HEAD.has(req.method)) return undefined
     const primary = primaryKey(req)
     if (primary === undefined) return undefined
@@ -237,12 +252,14 @@ export class ResponseCache {
         (incoherent ??= []).push(key)
         continue
       }
-      if (now >= expires + this.#staleMs) {
+      if (now >= expires + this.#staleWindow(slot.entry)) {
         // Past any use (after the loop: removing from the set being iterated would skip keys).
         (dead ??= []).push(key)
         continue
       }
-      const usable = now < expires || (stale && slot.entry.mayServeStale)
+      const usable = now < expires ||
+        (use === STALE_IF_ERROR && slot.entry.mayServeStale && now < expires + this.#staleMs) ||
+        (use === WHILE_REVALIDATING && now < expires + (slot.entry.staleWhileRevalidateMs ?? 0))
       // §4.1: when several variants match, the most recent one may be used.
       if (usable && slot.entry.storedAt > bestAt && variantMatches(slot.entry, req)) {
         best = key
@@ -288,6 +305,12 @@ export class ResponseCache {
     for (const listener of this.#listeners) listener(reason, key)
   }
 }
+
+/** What a lookup may return besides a fresh variant. */
+type Use = 0 | 1 | 2
+const FRESH: Use = 0
+const STALE_IF_ERROR: Use = 1
+const WHILE_REVALIDATING: Use = 2
 
 function expiresAt (slot: Slot): number {
   return slot.entry.storedAt + slot.entry.ttlMs

@@ -34,6 +34,11 @@ export interface CacheTallies {
   misses: number
   /** A target failed and a stored response past its freshness was served (stale-if-error). */
   stale: number
+  /**
+   * Answered from a stored response past its freshness, inside its stale-while-revalidate
+   * window, while another request revalidated it (RFC 5861 §3); counted as hits too.
+   */
+  revalidating: number
   /** Requests that did not consult the cache, by reason. */
   readonly bypasses: Record<CacheBypassReason, number>
   /** Responses stored, and their body bytes. */
@@ -110,7 +115,7 @@ export class CacheStage {
   readonly #passes: PassMemory
   readonly #prepared = new WeakMap<CachedEntry, PreparedResponse>()
   readonly #t: CacheTallies = {
-    hits: 0, misses: 0, stale: 0, bypasses: { method: 0, 'request-no-cache': 0, precondition: 0 }, stored: 0, storedBytes: 0, coalesced: 0, invalidated: 0, clears: 0, revisionDrops: 0, purged: 0
+    hits: 0, misses: 0, stale: 0, revalidating: 0, bypasses: { method: 0, 'request-no-cache': 0, precondition: 0 }, stored: 0, storedBytes: 0, coalesced: 0, invalidated: 0, clears: 0, revisionDrops: 0, purged: 0
   }
 
   readonly #log: Logger
@@ -210,6 +215,17 @@ export class CacheStage {
       this.#t.misses++
       forward(this.#fetcher.pass(req, res, false))
       return
+    }
+    // RFC 5861 §3: past its freshness but inside its stale-while-revalidate window, a stored
+    // response answers at once while one request (the coalescing leader, below) revalidates it.
+    if (this.#coalescer.has(key)) {
+      const stale = this.#store.getWhileRevalidating(request)
+      if (stale !== undefined) {
+        this.#t.hits++
+        this.#t.revalidating++
+        this.#preparedFor(stale.entry).writeStale(res, stale.ageSec, false)
+        return
+      }
     }
     const fetch = (lead: Settle | undefined): void => { forward(this.#fetcher.record(req, res, lead, true)) }
     this.#coalesce(key, request, res, {

@@ -769,6 +769,35 @@ for (const [name, extra] of LOG_OFF_AND_ON) {
       expect((await send(url(path), { method: 'HEAD' })).headers['x-cache']).toBe('STALE')
     })
 
+    it('stale-while-revalidate (RFC 5861 §3): while one request revalidates, the others get the stale copy at once', async () => {
+      const handler = origin()
+      let hold: (() => void) | undefined
+      let held = 0
+      const { url } = await setup([...extra], {
+        handler: (req, res, body) => {
+          // The second origin request (the revalidation) waits until the test lets it go.
+          if (req.url?.startsWith('/swr') === true && ++held === 2) { hold = () => { handler(req, res, body) }; return }
+          handler(req, res, body)
+        }
+      })
+      const path = '/swr?cc=max-age=1, stale-while-revalidate=30'
+      const storedBy = Date.now()
+      const first = await send(url(path))
+      expect(first.headers['x-cache']).toBe('MISS')
+      // Expired (max-age=1): the next request revalidates, and waits for the origin ...
+      await until(() => Date.now() - storedBy > 1100, { timeoutMs: ms(5000), intervalMs: 50, message: 'the entry to expire' })
+      const revalidation = send(url(path))
+      await until(() => hold !== undefined, { message: 'the revalidation to reach the origin' })
+      // ... and meanwhile every other request is answered from the stale copy, without waiting.
+      const during = await send(url(path))
+      expect(during).toMatchObject({ status: 200, body: first.body })
+      expect(during.headers['x-cache']).toBe('STALE')
+      hold!()
+      const fresh = await revalidation
+      expect(fresh.body).toContain('#2')
+      expect((await send(url(path))).headers['x-cache']).toBe('HIT')
+    })
+
     it('serves stale on an upstream 5xx, but not without --stale-if-error nor for must-revalidate', async () => {
       let failing = false
       const handler = origin()

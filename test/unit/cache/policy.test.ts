@@ -106,6 +106,10 @@ const cases: Case[] = [
   { title: 'Vary names normalised', resHeaders: { 'cache-control': 'max-age=60', vary: 'Accept-Language, accept-encoding ,ACCEPT-ENCODING' }, expected: { storable: true, varyNames: ['accept-encoding', 'accept-language'] } },
   { title: 'validators kept', resHeaders: { 'cache-control': 'max-age=60', etag: '"v1"', 'last-modified': at(-100) }, expected: { storable: true, etag: '"v1"', lastModified: at(-100) } },
   { title: 'may serve stale by default', resHeaders: { 'cache-control': 'max-age=60' }, expected: { storable: true, mayServeStale: true } },
+  { title: 'stale-while-revalidate=30 (RFC 5861 §3): a 30 s window', resHeaders: { 'cache-control': 'max-age=60, stale-while-revalidate=30' }, expected: { storable: true, staleWhileRevalidateMs: 30_000 } },
+  { title: 'stale-while-revalidate is bounded by --cache-ttl', resHeaders: { 'cache-control': 'max-age=60, stale-while-revalidate=86400' }, expected: { storable: true, staleWhileRevalidateMs: 120_000 } },
+  { title: 'stale-while-revalidate: malformed or with must-revalidate, none', resHeaders: { 'cache-control': 'max-age=60, must-revalidate, stale-while-revalidate=30' }, expected: { storable: true, staleWhileRevalidateMs: 0 } },
+  { title: 'stale-while-revalidate without a number: none', resHeaders: { 'cache-control': 'max-age=60, stale-while-revalidate' }, expected: { storable: true, staleWhileRevalidateMs: 0 } },
   { title: 'must-revalidate: fresh, but never served stale', resHeaders: { 'cache-control': 'max-age=60, must-revalidate' }, expected: { storable: true, ttlMs: 60_000, mayServeStale: false } },
   { title: 'proxy-revalidate: fresh for max-age, never stale', resHeaders: { 'cache-control': 'max-age=60, proxy-revalidate' }, expected: { storable: true, ttlMs: 60_000, mayServeStale: false } },
   { title: 's-maxage implies proxy-revalidate (§5.2.2.10)', resHeaders: { 'cache-control': 's-maxage=60' }, expected: { storable: true, mayServeStale: false } }

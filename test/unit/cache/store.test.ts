@@ -195,6 +195,31 @@ describe('ResponseCache', () => {
       expect(cache.getStale(request('/a'))).toBeUndefined()
     })
 
+    it('stale-while-revalidate (RFC 5861 §3): usable during a revalidation for its own window, kept that long, never for errors', () => {
+      const { cache, time, evicted } = setup()
+      put(cache, time.now(), '/a', { headers: { 'cache-control': 'max-age=60, stale-while-revalidate=30' } })
+      expect(cache.getWhileRevalidating(request('/a'))).toBeDefined() // fresh counts too
+      time.advance(60_000)
+      expect(cache.get(request('/a'))).toBeUndefined()
+      expect(cache.getStale(request('/a'))).toBeUndefined() // no --stale-if-error window
+      expect(cache.getWhileRevalidating(request('/a'))?.ageSec).toBe(60)
+      time.advance(29_999)
+      expect(cache.getWhileRevalidating(request('/a'))).toBeDefined()
+      time.advance(1)
+      expect(cache.getWhileRevalidating(request('/a'))).toBeUndefined()
+      expect(cache.stats()).toMatchObject({ entries: 0, expirations: 1 })
+      expect(evicted).toEqual(['expired'])
+    })
+
+    it('no stale-while-revalidate window for must-revalidate responses or without the directive', () => {
+      const { cache, time } = setup()
+      put(cache, time.now(), '/a', { headers: { 'cache-control': 'max-age=60, must-revalidate, stale-while-revalidate=30' } })
+      put(cache, time.now(), '/b', { headers: { 'cache-control': 'max-age=60' } })
+      time.advance(60_000)
+      expect(cache.getWhileRevalidating(request('/a'))).toBeUndefined()
+      expect(cache.getWhileRevalidating(request('/b'))).toBeUndefined()
+    })
+
     it('Age = upstream Age at store time + whole seconds resident (§4.2.3)', () => {
       const { cache, time } = setup()
       put(cache, time.now(), '/a', { headers: { 'cache-control': 'max-age=60', age: '5' } })
