@@ -50,6 +50,15 @@ if ! deps_current; then
   fi
 fi
 
+# One fix of ours to the native ZooKeeper client (patches/zookeeper-stale-poll-handle.patch:
+# after an operation timeout it could leave an accepted HTTP connection unread), applied once
+# and compiled from source (a few seconds: the C client itself is already built).
+if ! grep -q 'zkproxy patch' node_modules/zookeeper/src/node-zk.cpp; then
+  say 'patching the native zookeeper client (stale poll handle) and rebuilding it'
+  patch -s -p1 -d node_modules/zookeeper < patches/zookeeper-stale-poll-handle.patch || exit 1
+  npm rebuild zookeeper --build-from-source >/tmp/zkproxy-zookeeper-rebuild.log 2>&1 || { cat /tmp/zkproxy-zookeeper-rebuild.log >&2; exit 1; }
+fi
+
 bash scripts/ensure-zookeeper.sh
 
 say 'building (tsc → dist/)'
