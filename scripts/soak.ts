@@ -117,6 +117,8 @@ export interface SoakReport {
   /** The longest wait, after a fault, until every live replica was registered and routed to. */
   maxRecoveryMs: number
   failures: string[]
+  /** Each fault with the wall-clock time it began, to read failures against. */
+  timeline: string[]
   ok: boolean
 }
 
@@ -238,10 +240,13 @@ async function run (opts: Options): Promise<SoakReport> {
     }
     const pause = async (msToWait: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, msToWait)) }
 
+    const timeline: string[] = []
+    const at = (what: string): void => { timeline.push(`${new Date().toISOString().slice(11, 23)} ${what}`) }
     const inject = async (kind: FaultKind): Promise<void> => {
       switch (kind) {
         case 'replica-kill': {
           const r = pick(live())
+          at(`${kind} ${r.name}`)
           r.proc.proc.kill()
           await r.proc.proc.exited
           await addReplica()
@@ -249,6 +254,7 @@ async function run (opts: Options): Promise<SoakReport> {
         }
         case 'replica-term': {
           const r = pick(live())
+          at(`${kind} ${r.name}`)
           await r.proc.proc.stop('SIGTERM', 10_000)
           await addReplica()
           break
@@ -257,6 +263,7 @@ async function run (opts: Options): Promise<SoakReport> {
           // Same name and port: a deploy of the same instance. Its old node is deleted first
           // (SIGTERM), so the new process is a new registration starting at the floor.
           const r = pick(live())
+          at(`${kind} ${r.name}`)
           await r.proc.proc.stop('SIGTERM', 10_000)
           replicas.delete(r.name)
           await addReplica(r.name, r.port, await responsesFor(proxies, r.name))
@@ -264,24 +271,28 @@ async function run (opts: Options): Promise<SoakReport> {
         }
         case 'zk-leader-kill': {
           const leader = await zk!.leader()
+          at(`${kind} node ${leader}`)
           await zk!.killNode(leader)
           await pause(LEADER_DOWN_MS)
           await zk!.startNode(leader)
           break
         }
         case 'zk-pause': {
+          at(kind)
           for (let i = 0; i < zk!.size; i++) zk!.pauseNode(i)
           try { await pause(PAUSE_MS) } finally { for (let i = 0; i < zk!.size; i++) zk!.resumeNode(i) }
           break
         }
         case 'proxy-expiry': {
           const p = pick(proxies)
+          at(`${kind} ${p.url}`)
           p.proc.pause()
           try { await pause(PAUSE_MS) } finally { p.proc.resume() }
           break
         }
         case 'replica-expiry': {
           const r = pick(live())
+          at(`${kind} ${r.name}`)
           r.proc.proc.pause()
           try { await pause(PAUSE_MS) } finally { r.proc.proc.resume() }
           break
@@ -392,6 +403,7 @@ async function run (opts: Options): Promise<SoakReport> {
       heldRemovals,
       maxRecoveryMs,
       failures: result.failures.slice(0, 5),
+      timeline,
       ok: false
     }
     report.ok = report.errors === 0 && report.countsExact && leftoverZnodes.length === 0 && processesLeft === 0 && resourcesBack
@@ -414,7 +426,8 @@ function human (r: SoakReport): string {
     `  leftover znodes ${r.leftoverZnodes.length === 0 ? 'none' : r.leftoverZnodes.join(', ')}`,
     `  slowest recovery ${r.maxRecoveryMs} ms (every live replica registered and routed to again)`,
     `  processes left  ${r.processesLeft}`,
-    ...r.proxies.map(p => `  proxy ${p.id}  RSS ${mb(p.rssStart)} → ${mb(p.rssEnd)} MB, fds ${p.fdsStart} → ${p.fdsEnd}`)
+    ...r.proxies.map(p => `  proxy ${p.id}  RSS ${mb(p.rssStart)} → ${mb(p.rssEnd)} MB, fds ${p.fdsStart} → ${p.fdsEnd}`),
+    ...(r.errors > 0 ? ['  faults, in order:', ...r.timeline.map(t => `    ${t}`)] : [])
   ]
   return lines.join('\n')
 }

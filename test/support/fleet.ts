@@ -102,18 +102,23 @@ export function startLoad (urls: string | readonly string[], opts: LoadOptions =
   const worker = async (i: number): Promise<void> => {
     const url = `${list[i % list.length]!}${opts.path ?? '/index.html'}`
     while (state.running && Date.now() < deadline && result.ok + result.failures.length < maxRequests) {
+      const sentAt = Date.now()
+      // A failure says when it was sent and how long it took, and a proxy's error answer its
+      // detail: enough to match it against the faults of a soak.
+      const took = (): string => `sent at ${new Date(sentAt).toISOString().slice(11, 23)}, ${Date.now() - sentAt} ms`
       try {
         const r = await request(url, { dispatcher: agent })
-        await r.body.dump()
         if (r.statusCode === 200) {
+          await r.body.dump()
           result.ok++
           const by = String(r.headers['x-served-by'])
           result.servedBy.set(by, (result.servedBy.get(by) ?? 0) + 1)
         } else {
-          result.failures.push(`${url}: status ${r.statusCode}`)
+          const detail = (await r.body.text().catch(() => '')).slice(0, 300)
+          result.failures.push(`${url}: status ${r.statusCode} (${took()}) ${detail}`)
         }
       } catch (err) {
-        result.failures.push(`${url}: ${(err as Error).message}`)
+        result.failures.push(`${url}: ${(err as Error).message} (${took()})`)
       }
       if (opts.pauseMs !== undefined && opts.pauseMs > 0) await new Promise(resolve => setTimeout(resolve, opts.pauseMs))
     }
