@@ -16,6 +16,7 @@ import { TargetSet, type Snapshot, type TargetInfo } from '../registry/target-se
 import { RequestCounter } from '../registry/request-counter.js'
 import { watchRevision } from '../registry/cache-age.js'
 import { publishPurge, purgeAcl, watchPurges } from '../registry/purges.js'
+import { useStateFile, type StateFile } from '../registry/state-file.js'
 import { Router } from '../proxy/router.js'
 import type { TunnelStats } from '../proxy/tunnel.js'
 import { ProxyMetrics, type MetricsJson, type RuntimeView } from '../admin/metrics.js'
@@ -86,9 +87,11 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
   // Each worker balances on the counts the primary knows (every worker's reported requests),
   // not only on its own.
   const withTotal = (t: TargetInfo): TargetInfo => ({ ...t, requests: counter.cell(t.name)?.total ?? t.requests })
+  // Until ZooKeeper delivers a view, the one saved by --state-file (if any) is what workers route on.
+  let savedView: readonly TargetInfo[] | undefined
   const targetsMessage = (): ToWorker | undefined => {
-    const snap = targets.snapshot
-    return snap === undefined ? undefined : { type: 'zkproxy:targets', targets: snap.targets.map(withTotal) }
+    const view = targets.snapshot?.targets ?? savedView
+    return view === undefined ? undefined : { type: 'zkproxy:targets', targets: view.map(withTotal) }
   }
   targets.on('snapshot', (snap: Snapshot) => {
     let m: ToWorker | undefined
@@ -257,7 +260,8 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
   }
   const purgeAclEntries = cfg.zkAcl === undefined ? undefined : purgeAcl(cfg.zkAcl)
   const purge = async (filter: { host?: string, prefix?: string }): Promise<number> => await publishPurge(session, cfg.purgePath, filter, { logger: log, acl: purgeAclEntries })
-  const runtimeView: RuntimeView = { url: publicUrl, id, session, router, counter, targets, cache: undefined, listener: listenerView, purge }
+  let stateFile: StateFile | undefined
+  const runtimeView: RuntimeView = { url: publicUrl, id, session, router, counter, targets, cache: undefined, listener: listenerView, purge, get savedView () { return stateFile?.status } }
   metrics?.observe(runtimeView)
   const workerRows = (): WorkerRow[] => slots.map(s => ({
     slot: s.index,
@@ -280,6 +284,23 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
   const listeners = [{ host: cfg.listen.host, port: Number(new URL(publicUrl).port) }]
   if (admin !== undefined && cfg.admin !== undefined) listeners.push({ host: cfg.admin.host, port: Number(new URL(admin.url).port) })
   admission.start(selfAddresses(listeners))
+  // Before the target set starts: a saved view may only ever precede the live one.
+  if (cfg.stateFile !== undefined) {
+    stateFile = await useStateFile({
+      path: cfg.stateFile,
+      targetsPath: cfg.targetsPath,
+      targets,
+      apply: (view) => {
+        savedView = view
+        counter.update(view)
+        router.update(view)
+        const m = targetsMessage()
+        if (m !== undefined) for (const s of slots) sendTo(s.worker, m)
+      },
+      admit: admission.admit,
+      logger: log
+    })
+  }
   session.start()
   counter.start(id)
   targets.start()
@@ -317,6 +338,7 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
     for (const s of slots) clearTimeout(s.restartTimer)
     await drainWorkers()
     await counter.stop()
+    await stateFile?.close()
     await closeControl({ announce, revisionWatch, purgeWatch, targets, admission, admin, session })
   }
   return { url: publicUrl, session, stop: async () => { stopped ??= stop(); await stopped } }

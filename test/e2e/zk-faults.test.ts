@@ -154,38 +154,40 @@ describe('scale-down', () => {
 })
 
 describe('--state-file', () => {
-  it('a proxy started during an outage serves the saved view (degraded, with its age) until the live one arrives', async () => {
-    zk = await startZooKeeper({ nodes: 1 })
-    const stateFile = join(tempDir(), 'view.json')
-    await Promise.all(['s1', 's2'].map(async n => await startReplica(zk!.connectString, n, ['--session-timeout-ms', '30000'])))
-    const first = await startProxyProcess(zk.connectString, ['--state-file', stateFile])
-    await untilRouting(first.url, 2)
-    await until(() => {
-      try {
-        return (JSON.parse(readFileSync(stateFile, 'utf8')) as { targets: unknown[] }).targets.length === 2
-      } catch { return false }
-    }, { message: 'state file written with both targets' })
-    await first.proc.stop('SIGTERM', ms(10_000))
+  for (const workers of [[], ['--workers', '2']]) {
+    it(`a proxy started during an outage serves the saved view (degraded, with its age) until the live one arrives${workers.length > 0 ? ' (--workers 2)' : ''}`, async () => {
+      zk = await startZooKeeper({ nodes: 1 })
+      const stateFile = join(tempDir(), 'view.json')
+      await Promise.all(['s1', 's2'].map(async n => await startReplica(zk!.connectString, n, ['--session-timeout-ms', '30000'])))
+      const first = await startProxyProcess(zk.connectString, ['--state-file', stateFile, ...workers])
+      await untilRouting(first.url, 2)
+      await until(() => {
+        try {
+          return (JSON.parse(readFileSync(stateFile, 'utf8')) as { targets: unknown[] }).targets.length === 2
+        } catch { return false }
+      }, { message: 'state file written with both targets' })
+      await first.proc.stop('SIGTERM', ms(10_000))
 
-    await zk.stopNode(0)
-    const cold = await startProxyProcess(zk.connectString, ['--state-file', stateFile, '--admin', '127.0.0.1:0'])
-    // No ZooKeeper, yet it routes to both replicas from the saved view.
-    expect(await untilRouting(cold.url, 2)).toBeGreaterThanOrEqual(2)
-    const h = await json<{ status: string, savedView: boolean, viewAgeSeconds: number, reasons: string[] }>(`${cold.admin!}/healthz`)
-    expect(h.status).toBe(200)
-    expect(h.body).toMatchObject({ status: 'degraded', savedView: true })
-    expect(h.body.reasons.join(' ')).toContain(stateFile)
-    expect(await metric(cold.admin!, 'zkproxy_targets_view_saved')).toBe(1)
-    expect(await metric(cold.admin!, 'zkproxy_targets_view_age_seconds')).toBeGreaterThan(0)
+      await zk.stopNode(0)
+      const cold = await startProxyProcess(zk.connectString, ['--state-file', stateFile, '--admin', '127.0.0.1:0', ...workers])
+      // No ZooKeeper, yet it routes to both replicas from the saved view.
+      expect(await untilRouting(cold.url, 2)).toBeGreaterThanOrEqual(2)
+      const h = await json<{ status: string, savedView: boolean, viewAgeSeconds: number, reasons: string[] }>(`${cold.admin!}/healthz`)
+      expect(h.status).toBe(200)
+      expect(h.body).toMatchObject({ status: 'degraded', savedView: true })
+      expect(h.body.reasons.join(' ')).toContain(stateFile)
+      expect(await metric(cold.admin!, 'zkproxy_targets_view_saved')).toBe(1)
+      expect(await metric(cold.admin!, 'zkproxy_targets_view_age_seconds')).toBeGreaterThan(0)
 
-    await zk.startNode(0)
-    const live = await untilValue(async () => {
-      const r = await json<{ status: string, savedView: boolean }>(`${cold.admin!}/healthz`)
-      return r.body.savedView ? undefined : r.body
-    }, { timeoutMs: ms(20_000), message: 'live view replaces the saved one' })
-    expect(live.status).toBe('ok')
-    expect(await metric(cold.admin!, 'zkproxy_targets_view_age_seconds')).toBe(0)
-  })
+      await zk.startNode(0)
+      const live = await untilValue(async () => {
+        const r = await json<{ status: string, savedView: boolean }>(`${cold.admin!}/healthz`)
+        return r.body.savedView ? undefined : r.body
+      }, { timeoutMs: ms(20_000), message: 'live view replaces the saved one' })
+      expect(live.status).toBe('ok')
+      expect(await metric(cold.admin!, 'zkproxy_targets_view_age_seconds')).toBe(0)
+    })
+  }
 
   it('a corrupt state file is a warning, not a crash: the proxy waits for ZooKeeper as without one', async () => {
     const stateFile = join(tempDir(), 'view.json')
