@@ -175,7 +175,7 @@ export class CacheStage {
    * calls `forward` (maybe later: a coalesced miss waits for its leader) with the recorder for
    * the response.
    */
-  handle (req: IncomingMessage, res: ServerResponse, forward: Forward): void {
+  handle (req: IncomingMessage, res: ServerResponse, forward: Forward, looked = false): void {
     const method = req.method
     const request = req as CacheRequest
     if (method !== 'GET' && method !== 'HEAD') {
@@ -197,7 +197,8 @@ export class CacheStage {
       this.#bypass(req, res, forward, head, 'precondition')
       return
     }
-    const hit = this.#store.get(request)
+    // `looked`: answerFresh() found nothing a moment ago, in this same turn.
+    const hit = looked ? undefined : this.#store.get(request)
     if (hit !== undefined) {
       this.#t.hits++
       this.#write(request, res, this.#preparedFor(hit.entry), hit.ageSec, head)
@@ -233,6 +234,24 @@ export class CacheStage {
       own: () => { fetch(undefined) },
       answer: (prepared, ageSec) => { this.#write(request, res, prepared, ageSec, false) }
     }, true)
+  }
+
+  /**
+   * Answers a GET or HEAD from a fresh stored response (or a 304 from it), counted as a hit,
+   * and says whether it did. Nothing else: a request it does not answer goes on to handle()
+   * (with `looked`), which classifies it; so the checks here are handle()'s first ones.
+   */
+  answerFresh (req: IncomingMessage, res: ServerResponse): boolean {
+    const method = req.method
+    if (method !== 'GET' && method !== 'HEAD') return false
+    const h = req.headers
+    if ((h['cache-control'] !== undefined || h.pragma !== undefined) && requestBypassesCache(req as CacheRequest)) return false
+    if (h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) return false
+    const hit = this.#store.get(req as CacheRequest)
+    if (hit === undefined) return false
+    this.#t.hits++
+    this.#write(req as CacheRequest, res, this.#preparedFor(hit.entry), hit.ageSec, method === 'HEAD')
+    return true
   }
 
   /**

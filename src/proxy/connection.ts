@@ -86,6 +86,12 @@ export class Connection {
     return c
   }
 
+  /** Whether `socket` has no request in progress or waiting (also when none was ever taken in). */
+  static idle (socket: Socket): boolean {
+    const c = connections.get(socket)
+    return c === undefined || c.#queue.length === 0
+  }
+
   /** Requests of this connection not yet ended (started or waiting their turn). */
   get pending (): number { return this.#queue.length }
 

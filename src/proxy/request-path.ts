@@ -118,6 +118,12 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
       else writeProblem(req, res, 'ZKPROXY_ERR_PROXY_BAD_REQUEST', 'the asterisk-form request-target is only for OPTIONS (RFC 9112 §3.2.4)')
       return
     }
+    // A fresh hit on a connection with nothing before it is answered here and now: it holds no
+    // target, no upstream connection and nothing that outlives this call, so it needs no turn,
+    // no life and no place under the per-address cap. (With an access log it takes the way
+    // below, where its line is written when it ends.)
+    const looked = cache !== undefined && accessLog === undefined && Connection.idle(req.socket)
+    if (looked && cache.answerFresh(req, res)) return
     // One address may not take what everyone shares: its requests in the proxy are capped.
     if (!clients.enter(client)) {
       writeProblem(req, res, 'ZKPROXY_ERR_PROXY_TOO_MANY_REQUESTS', `more than ${limits.maxRequestsPerClient} requests at once from one address`, undefined, RETRY_SOON)
@@ -170,7 +176,7 @@ export function createRequestPath (opts: RequestPathOptions): RequestPath {
     const life = Connection.of(req.socket).enter(req, res, (life) => {
       // ---- cache ----
       if (cache === undefined) forward(life, undefined)
-      else cache.handle(req, res, (recorder) => { forward(life, recorder) })
+      else cache.handle(req, res, (recorder) => { forward(life, recorder) }, looked)
     })
     life.onEnd(() => { clients.leave(client) })
     if (accessLog !== undefined) life.onEnd((gone) => { logRequest(accessLog, req, res, client, startedAt, gone, forwardedTo?.target?.name) })

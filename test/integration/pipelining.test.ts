@@ -113,6 +113,36 @@ describe('order of pipelined requests (RFC 9112 §9.3.2)', () => {
     expect(events).toEqual(['start POST /a', 'end POST /a', 'start GET /b', 'end GET /b'])
   })
 
+  it('a cache hit pipelined behind a POST waits its turn; on an idle connection it is answered at once and holds no place', async () => {
+    const events: string[] = []
+    const handler: Handler = (req, res) => {
+      events.push(`start ${req.method ?? ''} ${req.url ?? ''}`)
+      setTimeout(() => {
+        events.push(`end ${req.method ?? ''} ${req.url ?? ''}`)
+        res.setHeader('cache-control', 'max-age=60')
+        res.end(`body of ${req.url ?? ''}`)
+      }, req.method === 'POST' ? 200 : 0)
+    }
+    const { proxy } = await targets([handler], ['--cache-ttl', '60', '--max-requests-per-client', '2'])
+    const stored = await request(`${proxy.url}/hit`, { headers: { host: 'a' } })
+    expect(await stored.body.text()).toBe('body of /hit')
+    const sock = await open(proxy)
+    let answers = ''
+    sock.on('data', (c: Buffer) => { answers += c.toString('latin1') })
+    // Behind an unsafe request, the hit waits for it (the POST to /hit also invalidates it).
+    sock.write('POST /other HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nxGET /hit HTTP/1.1\r\nHost: a\r\n\r\n')
+    await until(() => (answers.match(/HTTP\/1\.1 200/g) ?? []).length === 2, { message: 'both answered' })
+    expect(answers.indexOf('x-cache: HIT')).toBeGreaterThan(answers.indexOf('body of /other'))
+    // With nothing before them, hits need no place under --max-requests-per-client 2: ten
+    // pipelined hits on one connection are each answered at once, none refused with a 429.
+    answers = ''
+    sock.write('GET /hit HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(10))
+    await until(() => (answers.match(/x-cache: HIT/g) ?? []).length === 10, { message: 'ten hits answered' })
+    sock.destroy()
+    expect(events).toEqual(['start GET /hit', 'end GET /hit', 'start POST /other', 'end POST /other'])
+    expect(inFlight(proxy)).toBe(0)
+  })
+
   it('safe pipelined requests run side by side and are answered in order', async () => {
     // The first answers last: a parallel window shows as overlapping upstream requests.
     let concurrent = 0
