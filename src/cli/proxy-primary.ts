@@ -93,6 +93,11 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
     const view = targets.snapshot?.targets ?? savedView
     return view === undefined ? undefined : { type: 'zkproxy:targets', targets: view.map(withTotal) }
   }
+  const applyView = (view: readonly TargetInfo[]): void => {
+    counter.update(view)
+    router.update(view)
+    sumLoad()
+  }
   targets.on('snapshot', (snap: Snapshot) => {
     let m: ToWorker | undefined
     if (snap.counted !== undefined && router.counted(snap.counted)) {
@@ -100,9 +105,7 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
       counter.counted(snap.counted)
       m = { type: 'zkproxy:targets', targets: snap.counted.map(withTotal), counted: true }
     } else {
-      counter.update(snap.targets)
-      router.update(snap.targets)
-      sumLoad()
+      applyView(snap.targets)
       m = targetsMessage()
     }
     if (m !== undefined) for (const s of slots) sendTo(s.worker, m)
@@ -292,8 +295,7 @@ export async function startPrimary (cfg: ProxyConfig, log: Logger): Promise<Prox
       targets,
       apply: (view) => {
         savedView = view
-        counter.update(view)
-        router.update(view)
+        applyView(view)
         const m = targetsMessage()
         if (m !== undefined) for (const s of slots) sendTo(s.worker, m)
       },

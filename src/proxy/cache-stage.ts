@@ -107,6 +107,19 @@ const PASS_MEMORY_KEYS = 10_000
 const PASS_MEMORY_CHARS = 4 * 1024 * 1024
 const ignore = (): void => {}
 
+/**
+ * Why a GET or HEAD skips the lookup, or undefined when it is looked up. Node lower-cases header
+ * names, so absent fields cost a property read, not a scan. A browser reload's `max-age=0` is
+ * looked up like any request; `no-cache` skips the lookup. RFC 9111 §4.3.2: If-Match and
+ * If-Unmodified-Since are not for a cache to evaluate.
+ */
+function skipsLookup (request: CacheRequest): CacheBypassReason | undefined {
+  const h = request.headers
+  if ((h['cache-control'] !== undefined || h.pragma !== undefined) && requestBypassesCache(request)) return 'request-no-cache'
+  if (h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) return 'precondition'
+  return undefined
+}
+
 export class CacheStage {
   readonly #store: ResponseCache
   readonly #fetcher: MissFetcher
@@ -185,16 +198,9 @@ export class CacheStage {
       return
     }
     const head = method === 'HEAD'
-    const h = req.headers
-    // Node lower-cases header names, so absent fields cost a property read, not a scan. A
-    // browser reload's `max-age=0` is looked up like any request; `no-cache` skips the lookup.
-    if ((h['cache-control'] !== undefined || h.pragma !== undefined) && requestBypassesCache(request)) {
-      this.#bypass(req, res, forward, head, 'request-no-cache')
-      return
-    }
-    // RFC 9111 §4.3.2: If-Match and If-Unmodified-Since are not for a cache to evaluate.
-    if (h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) {
-      this.#bypass(req, res, forward, head, 'precondition')
+    const skip = skipsLookup(request)
+    if (skip !== undefined) {
+      this.#bypass(req, res, forward, head, skip)
       return
     }
     // `looked`: answerFresh() found nothing a moment ago, in this same turn.
@@ -244,9 +250,7 @@ export class CacheStage {
   answerFresh (req: IncomingMessage, res: ServerResponse): boolean {
     const method = req.method
     if (method !== 'GET' && method !== 'HEAD') return false
-    const h = req.headers
-    if ((h['cache-control'] !== undefined || h.pragma !== undefined) && requestBypassesCache(req as CacheRequest)) return false
-    if (h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) return false
+    if (skipsLookup(req as CacheRequest) !== undefined) return false
     const hit = this.#store.get(req as CacheRequest)
     if (hit === undefined) return false
     this.#t.hits++
